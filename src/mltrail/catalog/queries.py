@@ -1,0 +1,100 @@
+"""Reads of the catalog projections (current state). Pure SQL in, plain dicts out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mltrail.canonical import loads
+from mltrail.errors import NotFoundError
+from mltrail.storage import schema as t
+
+__all__ = ["find", "get", "list_versions", "production_version", "resolve_alias"]
+
+_KEYS: dict[str, tuple[sa.Table, str, str]] = {
+    "dataset": (t.datasets, "dataset_id", "mltrail dataset register"),
+    "commit": (t.commits, "commit_id", "mltrail code register"),
+    "environment": (t.environments, "environment_id", "mltrail env register"),
+    "run": (t.runs, "run_id", "mltrail run register"),
+    "model": (t.models, "name", "mltrail model register"),
+    "model_version": (t.versions, "version_id", "mltrail model add-version"),
+    "deployment": (t.deployments, "deployment_id", "mltrail deploy"),
+    "prediction_batch": (t.prediction_batches, "batch_id", "mltrail predictions log"),
+    "prediction": (t.predictions, "prediction_id", "mltrail predictions log"),
+}
+_JSON_COLUMNS = frozenset({"params", "metrics", "flags", "roles"})
+
+
+def find(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
+    """The projection row of ``kind`` (dataset, run, model_version…) with id ``key``."""
+    table, column, _ = _KEYS[kind]
+    row = conn.execute(sa.select(table).where(table.c[column] == key)).mappings().first()
+    return None if row is None else _decode(dict(row))
+
+
+def get(conn: Connection, kind: str, key: str) -> dict[str, Any]:
+    """Like `find`, but a missing row is a NotFoundError that says how to create one."""
+    row = find(conn, kind, key)
+    if row is None:
+        raise NotFoundError(
+            f"{kind.replace('_', ' ')} {key!r} is not registered",
+            hint=f"register it first (`{_KEYS[kind][2]}`)",
+        )
+    return row
+
+
+def list_versions(conn: Connection, model: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(t.versions).where(t.versions.c.model == model).order_by(t.versions.c.number)
+    ).mappings()
+    return [_decode(dict(r)) for r in rows]
+
+
+def production_version(conn: Connection, model: str) -> str | None:
+    """The version of ``model`` currently in the production stage, if any."""
+    return conn.execute(
+        sa.select(t.versions.c.version_id)
+        .where(t.versions.c.model == model, t.versions.c.stage == "production")
+        .order_by(t.versions.c.stage_seq.desc())
+        .limit(1)
+    ).scalar()
+
+
+def resolve_alias(conn: Connection, model: str, alias: str) -> str | None:
+    return conn.execute(
+        sa.select(t.aliases.c.version_id).where(
+            t.aliases.c.model == model, t.aliases.c.alias == alias
+        )
+    ).scalar()
+
+
+def next_version_number(conn: Connection, model: str) -> int:
+    top = conn.execute(
+        sa.select(sa.func.max(t.versions.c.number)).where(t.versions.c.model == model)
+    ).scalar()
+    return int(top or 0) + 1
+
+
+def run_datasets(conn: Connection, run_id: str) -> list[str]:
+    rows = conn.execute(
+        sa.select(t.lineage_edges.c.dst_id)
+        .where(
+            t.lineage_edges.c.src_type == "run",
+            t.lineage_edges.c.src_id == run_id,
+            t.lineage_edges.c.role == "used",
+        )
+        .order_by(t.lineage_edges.c.dst_id)
+    )
+    return [r[0] for r in rows]
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for column in _JSON_COLUMNS & row.keys():
+        if isinstance(row[column], str):
+            row[column] = loads(row[column])
+    for column in ("record_sha256", "record"):
+        if isinstance(row.get(column), bytes | memoryview):
+            row[column] = bytes(row[column])
+    return row

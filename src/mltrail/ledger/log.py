@@ -1,0 +1,419 @@
+"""The log on SQL: append, read, prove (DESIGN §3).
+
+One append is one database transaction: it takes the append lock, gives each draft its
+leaf index, stores the canonical bytes, the new complete Merkle subtrees and a signed
+checkpoint, lets the caller update projections on the same connection, and commits.
+Proofs read O(log n) stored subtree hashes; nothing here reads the whole log except
+`mltrail.ledger.audit`, which exists to do exactly that.
+
+>>> from mltrail.ledger.checkpoint import NoteSigner
+>>> from mltrail.storage.database import Database
+>>> from mltrail.storage.migrate import upgrade
+>>> from mltrail.events import Actor, Draft, Ref
+>>> db = Database.connect("sqlite://"); upgrade(db)
+>>> log = Log(db, NoteSigner.from_seed("example.org/log", bytes(32)))
+>>> [receipt] = log.append([Draft("note", Actor("user", "ann"), Ref("model", "churn"))])
+>>> receipt.index, log.size()
+(0, 1)
+>>> receipt.verify([log.verifier_key])
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import overload
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mltrail.errors import ConflictError, FormatError, InvalidInputError, NotFoundError
+from mltrail.events import Draft, Event, now_timestamp, uuid7
+from mltrail.ledger import merkle
+from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note, sign_note
+from mltrail.storage.database import Database
+from mltrail.storage.schema import ledger_checkpoints, ledger_events, ledger_nodes
+
+__all__ = ["EventFilter", "Log", "Projector", "Receipt", "Receipts", "parse_receipt"]
+
+Projector = Callable[[Connection, Sequence[Event]], None]
+Clock = Callable[[], str]
+PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What an append returns for each event: leaf index, checkpoint, inclusion proof.
+
+    A client that keeps receipts can later prove the registry rewrote history: the
+    checkpoint is signed, and the proof ties the event digest to its root.
+    """
+
+    index: int
+    event_sha256: str
+    checkpoint: str  # C2SP signed note
+    proof: tuple[bytes, ...]
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return merkle.leaf_hash(bytes.fromhex(self.event_sha256))
+
+    def verify(self, verifier_keys: Iterable[str]) -> None:
+        """Check the checkpoint signature and the inclusion proof.
+
+        Raises:
+            VerificationError: the signature or the proof does not hold.
+        """
+        body = Checkpoint.from_text(open_note(self.checkpoint, verifier_keys))
+        merkle.verify_inclusion(self.leaf_hash, self.index, body.size, self.proof, body.root_hash)
+
+    def to_text(self) -> str:
+        """The C2SP tlog-proof text, with the event digest as `extra` data."""
+        lines = [PROOF_HEADER, f"extra {self.event_sha256}", f"index {self.index}"]
+        lines += [base64.b64encode(h).decode() for h in self.proof]
+        return "\n".join(lines) + "\n\n" + self.checkpoint
+
+
+def parse_receipt(text: str) -> Receipt:
+    """Parse :meth:`Receipt.to_text`.
+
+    Raises:
+        FormatError: the text is not a tlog-proof with an event digest.
+    """
+    head, sep, note = text.partition("\n\n")
+    lines = head.split("\n")
+    if not sep or len(lines) < 3 or lines[0] != PROOF_HEADER:
+        raise FormatError(
+            f"receipt does not start with {PROOF_HEADER!r} and a blank-line-ended header"
+        )
+    if not lines[1].startswith("extra ") or not lines[2].startswith("index "):
+        raise FormatError("receipt must carry 'extra <event sha256>' then 'index <n>'")
+    try:
+        index = int(lines[2].removeprefix("index "))
+        proof = tuple(base64.b64decode(line, validate=True) for line in lines[3:])
+    except ValueError as exc:
+        raise FormatError(f"receipt index or proof hash is malformed: {exc}") from exc
+    return Receipt(index, lines[1].removeprefix("extra "), note, proof)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events `Log.events` yields; every field narrows the selection."""
+
+    subject_type: str | None = None
+    subject_id: str | None = None
+    action: str | None = None
+    actor_id: str | None = None
+    since: str | None = None  # RFC 3339 UTC, inclusive
+    until: str | None = None  # RFC 3339 UTC, exclusive
+    start: int = 0
+    limit: int | None = None
+    descending: bool = False
+
+
+class Log:
+    """The append-only, Merkle-proven event log of one registry."""
+
+    def __init__(
+        self,
+        db: Database,
+        signer: NoteSigner,
+        *,
+        origin: str | None = None,
+        clock: Clock = now_timestamp,
+    ) -> None:
+        self.db = db
+        self.signer = signer
+        self.origin = origin or signer.name
+        self.clock = clock
+        self._cache: merkle.CompactRange | None = None
+
+    @property
+    def verifier_key(self) -> str:
+        return self.signer.verifier_key
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, drafts: Sequence[Draft], *, project: Projector | None = None) -> Receipts:
+        """Append ``drafts`` in one transaction; returns one receipt per event.
+
+        ``project`` runs inside the same transaction, after the events are stored, so
+        projections and log can never disagree. If it raises, nothing is written.
+
+        Raises:
+            InvalidInputError: ``drafts`` is empty.
+        """
+        if not drafts:
+            raise InvalidInputError("nothing to append: the batch of events is empty")
+        with self.db.write() as conn:
+            batch = self._seal(conn, drafts)
+            note = self._store(conn, batch)
+            if project is not None:
+                project(conn, batch.events)
+        self._cache = batch.tree
+        return Receipts(batch, note)
+
+    def _seal(self, conn: Connection, drafts: Sequence[Draft]) -> _Batch:
+        size = self._size(conn)
+        base = self._frontier(conn, size)
+        batch = _Batch(merkle.CompactRange(base.size, base.hashes()))
+        # Every node a receipt's proof needs is a frontier node from before the batch or a
+        # node the batch creates, so receipts need no query (see merkle.inclusion_ranges).
+        batch.known.update(zip(merkle.root_nodes(size), base.hashes(), strict=True))
+        timestamp = self.clock()  # one transaction, one instant
+        for offset, draft in enumerate(drafts):
+            batch.add(draft.seal(event_id=uuid7(), seq=size + offset, timestamp=timestamp))
+        return batch
+
+    def _store(self, conn: Connection, batch: _Batch) -> str:
+        conn.execute(ledger_events.insert(), batch.rows)
+        if batch.nodes:
+            conn.execute(ledger_nodes.insert(), batch.nodes)
+        checkpoint = Checkpoint(self.origin, batch.tree.size, batch.tree.root())
+        note = sign_note(checkpoint.to_text(), self.signer)
+        conn.execute(
+            ledger_checkpoints.insert(),
+            {
+                "size": checkpoint.size,
+                "root": checkpoint.root_hash,
+                "note": note,
+                "created_at": self.clock(),
+            },
+        )
+        return note
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self.db.read() as conn:
+            return self._size(conn)
+
+    def latest_checkpoint(self) -> tuple[Checkpoint, str]:
+        """The newest signed checkpoint as (parsed body, signed note).
+
+        Raises:
+            NotFoundError: the log has no checkpoint yet.
+        """
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(ledger_checkpoints.c.note)
+                .order_by(ledger_checkpoints.c.size.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            raise NotFoundError("the log has no checkpoint yet", hint="append an event first")
+        note = str(row.note)
+        return Checkpoint.from_text(open_note(note, [self.verifier_key])), note
+
+    def checkpoint_at(self, size: int) -> str:
+        """The signed checkpoint note stored for tree size ``size``."""
+        with self.db.read() as conn:
+            note = conn.execute(
+                sa.select(ledger_checkpoints.c.note).where(ledger_checkpoints.c.size == size)
+            ).scalar()
+        if note is None:
+            raise NotFoundError(f"no checkpoint was signed at tree size {size}")
+        return str(note)
+
+    def event(self, ref: int | str) -> Event:
+        """One event by leaf index or by event id.
+
+        Raises:
+            NotFoundError: no such event.
+        """
+        column = ledger_events.c.seq if isinstance(ref, int) else ledger_events.c.event_id
+        with self.db.read() as conn:
+            body = conn.execute(sa.select(ledger_events.c.body).where(column == ref)).scalar()
+        if body is None:
+            raise NotFoundError(
+                f"event {ref!r} is not in the log", hint="list events with `mltrail log`"
+            )
+        return Event.from_bytes(body)
+
+    def events(self, where: EventFilter | None = None) -> Iterator[Event]:
+        """Events matching ``where`` in log order (or reversed), streamed."""
+        query = _filtered(sa.select(ledger_events.c.body), where or EventFilter())
+        with self.db.read() as conn:
+            for (body,) in conn.execute(query):
+                yield Event.from_bytes(body)
+
+    # -- proving ---------------------------------------------------------------------------
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """Audit path for leaf ``index`` in the tree of ``size`` (default: current size).
+
+        Raises:
+            InvalidInputError: the index or size is out of range.
+        """
+        with self.db.read() as conn:
+            size = self._checked_size(conn, size)
+            if not 0 <= index < size:
+                raise InvalidInputError(f"leaf index {index} is outside the tree of size {size}")
+            return self._ranges_hashes(conn, merkle.inclusion_ranges(index, size))
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        """Proof that the tree of ``size1`` is a prefix of the tree of ``size2``."""
+        with self.db.read() as conn:
+            size2 = self._checked_size(conn, size2)
+            if not 0 < size1 <= size2:
+                raise InvalidInputError(
+                    f"consistency needs 0 < size1 <= size2, got size1={size1}, size2={size2}"
+                )
+            return self._ranges_hashes(conn, merkle.consistency_ranges(size1, size2))
+
+    def root(self, size: int | None = None) -> bytes:
+        """The root hash of the tree of ``size`` leaves, from stored subtrees."""
+        with self.db.read() as conn:
+            size = self._checked_size(conn, size)
+            if size == 0:
+                return merkle.EMPTY_ROOT
+            return self._ranges_hashes(conn, [(0, size)])[0]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _size(self, conn: Connection) -> int:
+        top = conn.execute(sa.select(sa.func.max(ledger_events.c.seq))).scalar()
+        return 0 if top is None else int(top) + 1
+
+    def _checked_size(self, conn: Connection, size: int | None) -> int:
+        current = self._size(conn)
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise InvalidInputError(f"tree size {size} is outside 0..{current}, the log's size")
+        return size
+
+    def _frontier(self, conn: Connection, size: int) -> merkle.CompactRange:
+        if self._cache is not None and self._cache.size == size:
+            return self._cache
+        ids = merkle.root_nodes(size)
+        found = _fetch_nodes(conn, ids)
+        return merkle.CompactRange(size, [found[i] for i in ids])
+
+    def _ranges_hashes(self, conn: Connection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        parts = [merkle.range_nodes(start, end) for start, end in ranges]
+        found = _fetch_nodes(conn, [node for part in parts for node in part])
+        return [merkle.subtree_range_hash([found[n] for n in part]) for part in parts]
+
+
+@dataclass
+class _Batch:
+    """The events of one append, their rows, and the Merkle nodes they create."""
+
+    tree: merkle.CompactRange
+    events: list[Event] = field(default_factory=list)
+    rows: list[dict[str, object]] = field(default_factory=list)
+    nodes: list[dict[str, object]] = field(default_factory=list)
+    known: dict[merkle.NodeId, bytes] = field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        row = _event_row(event)
+        self.events.append(event)
+        self.rows.append(row)
+        for level, idx, digest in self.tree.append(merkle.leaf_hash(row["event_sha256"])):  # type: ignore[arg-type]
+            self.known[(level, idx)] = digest
+            if level:  # leaf hashes are derived from ledger_events, not stored twice
+                self.nodes.append({"level": level, "idx": idx, "hash": digest})
+
+    def proof(self, index: int) -> list[bytes]:
+        ranges = merkle.inclusion_ranges(index, self.tree.size)
+        return [
+            merkle.subtree_range_hash([self.known[n] for n in merkle.range_nodes(s, e)])
+            for s, e in ranges
+        ]
+
+
+class Receipts(Sequence[Receipt]):
+    """The receipts of one append; each proof is computed when first asked for."""
+
+    def __init__(self, batch: _Batch, note: str) -> None:
+        self._batch = batch
+        self._note = note
+
+    def __len__(self) -> int:
+        return len(self._batch.rows)
+
+    @property
+    def events(self) -> list[Event]:
+        """The events as sealed and stored, in the same order as the receipts."""
+        return self._batch.events
+
+    @overload
+    def __getitem__(self, item: int) -> Receipt: ...
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[Receipt]: ...
+    def __getitem__(self, item: int | slice) -> Receipt | Sequence[Receipt]:
+        if isinstance(item, slice):
+            return [self[i] for i in range(*item.indices(len(self)))]
+        row = self._batch.rows[item]
+        index = int(row["seq"])  # type: ignore[call-overload]
+        digest = bytes(row["event_sha256"]).hex()  # type: ignore[call-overload]
+        return Receipt(index, digest, self._note, tuple(self._batch.proof(index)))
+
+
+def _event_row(event: Event) -> dict[str, object]:
+    body = event.canonical_bytes()
+    return {
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "event_sha256": hashlib.sha256(body).digest(),
+        "body": body,
+        "action": event.action,
+        "actor_id": event.actor.id,
+        "subject_type": event.subject.type,
+        "subject_id": event.subject.id,
+        "ts": event.timestamp,
+    }
+
+
+def _fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+    """Stored hashes for ``ids``: level 0 from event digests, the rest from ledger_nodes."""
+    leaves = sorted({idx for level, idx in ids if level == 0})
+    inner = sorted({(level, idx) for level, idx in ids if level > 0})
+    found: dict[merkle.NodeId, bytes] = {}
+    if leaves:
+        rows = conn.execute(
+            sa.select(ledger_events.c.seq, ledger_events.c.event_sha256).where(
+                ledger_events.c.seq.in_(leaves)
+            )
+        )
+        found.update({(0, int(seq)): merkle.leaf_hash(bytes(d)) for seq, d in rows})
+    if inner:
+        key = sa.tuple_(ledger_nodes.c.level, ledger_nodes.c.idx)
+        rows = conn.execute(
+            sa.select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
+                key.in_(inner)
+            )
+        )
+        found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in rows})
+    missing = [node for node in ids if node not in found]
+    if missing:
+        raise ConflictError(
+            f"the stored Merkle tree is missing subtree hashes {missing[:3]}",
+            hint="the ledger tables were changed outside mltrail; run `mltrail verify`",
+        )
+    return found
+
+
+def _filtered(query: sa.Select[tuple[bytes]], where: EventFilter) -> sa.Select[tuple[bytes]]:
+    c = ledger_events.c
+    conditions = [
+        column == value
+        for column, value in (
+            (c.subject_type, where.subject_type),
+            (c.subject_id, where.subject_id),
+            (c.action, where.action),
+            (c.actor_id, where.actor_id),
+        )
+        if value is not None
+    ]
+    if where.since is not None:
+        conditions.append(c.ts >= where.since)
+    if where.until is not None:
+        conditions.append(c.ts < where.until)
+    if where.start:
+        conditions.append(c.seq >= where.start)
+    query = query.where(*conditions).order_by(c.seq.desc() if where.descending else c.seq)
+    return query.limit(where.limit) if where.limit is not None else query

@@ -1,0 +1,21 @@
+"""`Registry`: every use case, and the only writer (DESIGN §1).
+
+CLI, API and importers are thin adapters over it. Use cases are grouped by concept in
+this package's modules and combined here.
+
+>>> import tempfile
+>>> reg = Registry.init(tempfile.mkdtemp() + "/reg", origin="example.org/registry")
+>>> reg.verify().ok
+True
+"""
+
+from __future__ import annotations
+
+from mltrail.service.base import Appended, Origin
+from mltrail.service.lineage import LineageUseCases
+
+__all__ = ["Appended", "Origin", "Registry"]
+
+
+class Registry(LineageUseCases):
+    """The registry: opening, appending, reading, proving, and every use case."""

@@ -1,0 +1,322 @@
+"""The registry's core: opening a registry, the one append path, log queries and proofs.
+
+Every command of every interface ends in `RegistryCore._append`, which builds drafts with
+the acting principal and the interface they came from, appends them to the log and runs
+the projections in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mltrail.artifacts.store import ArtifactStore, open_store
+from mltrail.errors import (
+    ConfigError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
+from mltrail.events import Action, Actor, Draft, Event, Ref, SubjectType, now_timestamp
+from mltrail.ledger import merkle
+from mltrail.ledger.audit import AuditReport, Progress, audit
+from mltrail.ledger.checkpoint import Checkpoint, NoteSigner
+from mltrail.ledger.keys import load_signer, save_signer
+from mltrail.ledger.log import EventFilter, Log, Projector, Receipt
+from mltrail.settings import ActorSettings, Settings, default_actor_id, load_settings
+from mltrail.storage import migrate
+from mltrail.storage.database import Database
+
+__all__ = ["Appended", "Origin", "RegistryCore"]
+
+INTERFACES = frozenset({"cli", "api", "sdk", "importer", "demo"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a command came from (DESIGN §2: `metadata.origin`)."""
+
+    interface: str = "sdk"
+    address: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"interface": self.interface}
+        if self.address:
+            out["address"] = self.address
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Appended:
+    """A command's result: the event it appended and its receipt."""
+
+    event: Event
+    receipt: Receipt
+
+
+class RegistryCore:
+    """Opening, appending, reading and proving. Use-case mixins build on this."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        *,
+        actor: Actor | None = None,
+        origin: Origin = Origin(),
+        clock: Callable[[], str] = now_timestamp,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.db = Database.connect(settings.database)
+        self.signer = load_signer(settings.resolve(root, settings.key_file))
+        self.log = Log(self.db, self.signer, origin=settings.origin, clock=clock)
+        self.store: ArtifactStore = open_store(
+            settings.artifacts, endpoint_url=settings.s3_endpoint_url
+        )
+        self.actor = actor or _configured_actor(settings.actor)
+        self.origin = origin
+        self.clock = clock
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        database: str | None = None,
+        artifacts: str | None = None,
+        origin: str | None = None,
+        s3_endpoint_url: str | None = None,
+        actor: Actor | None = None,
+        interface: Origin = Origin(),
+        clock: Callable[[], str] = now_timestamp,
+    ) -> Any:
+        """Create a registry in directory ``root``: keys, configuration, schema, first event.
+
+        Raises:
+            ConflictError: a registry already exists there.
+        """
+        path = Path(root).absolute()
+        if (path / "config.json").exists():
+            raise ConflictError(
+                f"a registry already exists at {path}",
+                hint="open it with --registry, or choose another directory",
+            )
+        settings = Settings.default(path, origin=origin, database=database, artifacts=artifacts)
+        settings.s3_endpoint_url = s3_endpoint_url
+        created = not path.exists()
+        try:
+            _create_files(path, settings)
+            registry = cls(path, settings, actor=actor, origin=interface, clock=clock)
+            registry._append(
+                [
+                    registry._draft(
+                        Action.INIT,
+                        Ref(SubjectType.REGISTRY, settings.origin),
+                        metadata={
+                            "verifier_key": registry.verifier_key,
+                            "schema": migrate.head_revision(),
+                        },
+                    )
+                ]
+            )
+        except BaseException:
+            if created:  # a failed init leaves nothing behind
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        return registry
+
+    @classmethod
+    def open(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        actor: Actor | None = None,
+        origin: Origin = Origin(),
+        clock: Callable[[], str] = now_timestamp,
+    ) -> Any:
+        """Open the registry in directory ``root``.
+
+        Raises:
+            ConfigError: there is no registry there.
+        """
+        path = Path(root).absolute()
+        return cls(path, load_settings(path), actor=actor, origin=origin, clock=clock)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def verifier_key(self) -> str:
+        """The registry's C2SP note verifier key: all an auditor needs to check proofs."""
+        return self.signer.verifier_key
+
+    # -- the one append path -------------------------------------------------------------
+
+    def _draft(
+        self,
+        action: str,
+        subject: Ref,
+        *,
+        related: Sequence[Ref] = (),
+        metadata: Mapping[str, Any] | None = None,
+        artifact_sha256: str | None = None,
+        outcome: str = "success",
+    ) -> Draft:
+        meta = dict(metadata or {})
+        meta.setdefault("outcome", outcome)
+        meta["origin"] = self.origin.to_dict()
+        return Draft(action, self.actor, subject, tuple(related), meta, artifact_sha256)
+
+    def _append(self, drafts: Sequence[Draft], project: Projector | None = None) -> list[Appended]:
+        receipts = self.log.append(drafts, project=project or self._project)
+        return [Appended(event, receipts[i]) for i, event in enumerate(receipts.events)]
+
+    def _project(self, conn: Any, events: Sequence[Event]) -> None:
+        """Update projections for ``events``; mixins extend this."""
+
+    # -- reading the log -----------------------------------------------------------------
+
+    def events(self, where: EventFilter | None = None) -> Iterator[Event]:
+        return self.log.events(where or EventFilter())
+
+    def event(self, ref: int | str) -> Event:
+        return self.log.event(ref)
+
+    def checkpoint(self) -> tuple[Checkpoint, str]:
+        """The newest signed checkpoint (parsed, and as the signed note)."""
+        return self.log.latest_checkpoint()
+
+    def prove_event(self, ref: int | str, size: int | None = None) -> Receipt:
+        """A receipt (index, signed checkpoint, inclusion proof) for an existing event."""
+        event = self.log.event(ref)
+        checkpoint, note = self.checkpoint()
+        if size is not None and size != checkpoint.size:
+            note = self.log.checkpoint_at(size)
+            checkpoint = Checkpoint.from_text(note.split("\n\n")[0] + "\n")
+        if event.seq >= checkpoint.size:
+            raise NotFoundError(
+                f"event {event.seq} is not covered by a checkpoint of size {checkpoint.size}"
+            )
+        proof = self.log.inclusion_proof(event.seq, checkpoint.size)
+        receipt = Receipt(event.seq, event.event_sha256, note, tuple(proof))
+        receipt.verify([self.verifier_key])
+        return receipt
+
+    def prove_consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
+        """Consistency proof between two signed tree sizes, self-checked before returning."""
+        size2 = size2 if size2 is not None else self.checkpoint()[0].size
+        note1, note2 = self.log.checkpoint_at(size1), self.log.checkpoint_at(size2)
+        cp1 = Checkpoint.from_text(note1.split("\n\n")[0] + "\n")
+        cp2 = Checkpoint.from_text(note2.split("\n\n")[0] + "\n")
+        proof = self.log.consistency_proof(size1, size2) if size1 != size2 else []
+        merkle.verify_consistency(size1, size2, proof, cp1.root_hash, cp2.root_hash)
+        return {
+            "size1": size1,
+            "size2": size2,
+            "checkpoint1": note1,
+            "checkpoint2": note2,
+            "proof": [h.hex() for h in proof],
+        }
+
+    def verify(
+        self, *, trusted: str | None = None, progress: Progress | None = None
+    ) -> AuditReport:
+        """Check the whole log; see `mltrail.ledger.audit`."""
+        return audit(self.db, [self.verifier_key], trusted=trusted, progress=progress)
+
+    # -- artifacts -----------------------------------------------------------------------
+
+    def put_artifact(self, stream: BinaryIO, *, name: str | None = None) -> Appended:
+        """Store bytes under their SHA-256 and record an `artifact` register event."""
+        info = self.store.put(stream)
+        meta = {"size": info.size, **({"name": name} if name else {})}
+        draft = self._draft(
+            Action.REGISTER,
+            Ref(SubjectType.ARTIFACT, info.digest, digest=info.digest),
+            metadata=meta,
+            artifact_sha256=info.digest,
+        )
+        return self._append([draft])[0]
+
+    def get_artifact(self, digest: str, dest: Path) -> Appended:
+        """Copy a verified artifact to ``dest`` and record the download (`access`)."""
+        self.store.get(digest, dest)
+        draft = self._draft(
+            Action.ACCESS,
+            Ref(SubjectType.ARTIFACT, digest, digest=digest),
+            metadata={"access": "download"},
+            artifact_sha256=digest,
+        )
+        return self._append([draft])[0]
+
+    def verify_artifact(self, digest: str) -> None:
+        """Re-hash a stored artifact. Raises IntegrityError or NotFoundError."""
+        self.store.verify(digest)
+
+    def verify_artifacts(self, digests: Sequence[str] | None = None) -> dict[str, Any]:
+        """Re-hash ``digests`` (default: everything stored); returns what failed and why."""
+        problems: dict[str, str] = {}
+        checked = 0
+        for digest in digests if digests is not None else self.store.iter_digests():
+            checked += 1
+            try:
+                self.store.verify(digest)
+            except (IntegrityError, NotFoundError) as exc:
+                problems[digest] = exc.message
+        return {"checked": checked, "problems": problems}
+
+
+def _configured_actor(configured: ActorSettings | None) -> Actor:
+    if configured is not None:
+        return Actor(configured.type, configured.id)
+    return Actor("user", default_actor_id())
+
+
+def _create_files(path: Path, settings: Settings) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    key_file = settings.resolve(path, settings.key_file)
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_signer(key_file, NoteSigner.generate(settings.origin))
+    _write_secret(settings.resolve(path, settings.secret_file))
+    db = Database.connect(settings.database)
+    try:
+        migrate.upgrade(db)
+    finally:
+        db.dispose()
+    settings.save(path)
+
+
+def _write_secret(path: Path) -> None:
+    """A 32-byte random key for keyed hashes (HMAC) of sensitive values, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError(f"secret file {path} already exists; refusing to overwrite it") from exc
+    with os.fdopen(fd, "wb") as out:
+        out.write(os.urandom(32))
+
+
+def parse_subject(text: str) -> Ref:
+    """``type:id`` (``model_version:model:churn:v2``) or a bare id; see `mltrail show`."""
+    kind, sep, ident = text.partition(":")
+    if sep and kind in SubjectType.__members__.values():
+        return Ref(kind, ident)
+    raise InvalidInputError(
+        f"subject {text!r} should be TYPE:ID with TYPE one of {', '.join(SubjectType)}",
+        hint="for example model_version:model:churn:v2 or dataset:DS:2024-05-15",
+    )

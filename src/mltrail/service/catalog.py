@@ -1,0 +1,445 @@
+"""Registry use cases: datasets, code, environments, runs, models, versions, deployments.
+
+Each command validates its input, refuses a duplicate id with different content (and is a
+no-op for identical content), and appends one event whose `related` entries carry the
+lineage. Projections follow in the same transaction (`mltrail.catalog.projector`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mltrail.artifacts.manifest import Manifest
+from mltrail.canonical import canonicalize
+from mltrail.capture.environment import Environment, capture_environment
+from mltrail.capture.git import CodeVersion, capture_commit, explicit_commit
+from mltrail.catalog import queries
+from mltrail.catalog.ids import check_id, check_name, normalize_version, version_id
+from mltrail.catalog.projector import project_events
+from mltrail.errors import ConflictError, InvalidInputError, NotFoundError
+from mltrail.events import (
+    Action,
+    Event,
+    Ref,
+    SubjectType,
+    format_timestamp,
+    parse_timestamp,
+    sha256_hex,
+)
+from mltrail.service.base import Appended, RegistryCore
+
+__all__ = ["CatalogUseCases", "content_digest"]
+
+RUN_STATUSES = frozenset({"running", "finished", "failed", "killed"})
+STAGES = ("none", "staging", "production", "archived")
+
+
+def content_digest(content: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical form of what an id was registered with."""
+    return sha256_hex(canonicalize(dict(content)))
+
+
+class CatalogUseCases(RegistryCore):
+    """Registering and changing the things the registry keeps track of."""
+
+    def _project(self, conn: Any, events: Sequence[Event]) -> None:
+        project_events(conn, events)
+
+    # -- idempotent registration ---------------------------------------------------------
+
+    def _existing(self, kind: str, key: str, content: str) -> Appended | None:
+        """The earlier registration of ``key`` if its content matches; raises if it differs."""
+        with self.db.read() as conn:
+            row = queries.find(conn, kind, key)
+        if row is None:
+            return None
+        if row.get("content_sha256") not in (None, content):
+            raise ConflictError(
+                f"{kind.replace('_', ' ')} {key!r} is already registered with different content",
+                hint="registered records are immutable; register the change under a new id",
+            )
+        event = self.log.event(int(row["seq"]))
+        return Appended(event, self.prove_event(event.seq))
+
+    def _register(self, kind: str, key: str, content: dict[str, Any], **draft: Any) -> Appended:
+        digest = content_digest(content)
+        earlier = self._existing(kind, key, digest)
+        if earlier is not None:
+            return earlier
+        metadata = {**content, "content_sha256": digest, **draft.pop("metadata", {})}
+        return self._append([self._draft(Action.REGISTER, metadata=metadata, **draft)])[0]
+
+    # -- datasets, code, environments -------------------------------------------------------
+
+    def register_dataset(
+        self,
+        dataset_id: str,
+        *,
+        name: str,
+        version: str,
+        uri: str | None = None,
+        path: Path | None = None,
+        digest: str | None = None,
+    ) -> Appended:
+        """A dataset version with its content identity: a manifest of its files (stored)
+        when ``path`` is given, or the SHA-256 of a manifest kept elsewhere (``digest``).
+
+        Raises:
+            InvalidInputError: neither or both of ``path`` and ``digest``.
+        """
+        check_id(dataset_id, "dataset id")
+        if (path is None) == (digest is None):
+            raise InvalidInputError(
+                f"dataset {dataset_id!r} needs exactly one of a directory (--path) or a manifest "
+                "digest (--digest) as its content identity"
+            )
+        files = size = None
+        if path is not None:
+            manifest = Manifest.from_directory(path, self.store)
+            digest = self.store.put_bytes(canonicalize(manifest.to_dict())).digest
+            files, size = len(manifest.files), manifest.size
+        content = {
+            "name": name,
+            "version": version,
+            "uri": uri,
+            "digest": digest,
+            "files": files,
+            "size": size,
+        }
+        return self._register(
+            "dataset",
+            dataset_id,
+            content,
+            subject=Ref(SubjectType.DATASET, dataset_id, digest=digest),
+            artifact_sha256=digest,
+        )
+
+    def register_code(
+        self, *, path: Path | None = None, repository: str | None = None, commit: str | None = None
+    ) -> Appended:
+        """A code version: captured from the git checkout at ``path`` or given explicitly."""
+        if commit is not None:
+            code = explicit_commit(repository or "unknown", commit)
+        else:
+            code = capture_commit(path or Path.cwd())
+        return self._register_code(code)
+
+    def _register_code(self, code: CodeVersion) -> Appended:
+        content = code.to_dict()
+        return self._register(
+            "commit", code.commit, content, subject=Ref(SubjectType.COMMIT, code.commit)
+        )
+
+    def register_environment(
+        self, environment: Environment | None = None, *, project_dir: Path | None = None
+    ) -> Appended:
+        """An environment fingerprint (captured from this interpreter by default), stored
+        as a canonical JSON document whose SHA-256 is its identity."""
+        env = environment or capture_environment(project_dir)
+        document = canonicalize(env.to_dict())
+        stored = self.store.put_bytes(document)
+        env_id = f"sha256:{stored.digest}"
+        summary = _environment_summary(env)
+        return self._register(
+            "environment",
+            env_id,
+            summary,
+            subject=Ref(SubjectType.ENVIRONMENT, env_id, digest=stored.digest),
+            artifact_sha256=stored.digest,
+        )
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def register_run(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        datasets: Sequence[str] = (),
+        commit: str | None = None,
+        environment: str | None = None,
+        status: str = "finished",
+        started_at: str | None = None,
+        ended_at: str | None = None,
+        author: str | None = None,
+    ) -> Appended:
+        """A training run with its inputs: datasets, code commit, environment, parameters.
+
+        Raises:
+            NotFoundError: a referenced dataset, commit or environment is not registered.
+        """
+        check_id(run_id, "run id")
+        if status not in RUN_STATUSES:
+            raise InvalidInputError(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
+        related = self._run_inputs(datasets, commit, environment)
+        content = {
+            "params": dict(params or {}),
+            "metrics": dict(metrics or {}),
+            "datasets": sorted(datasets),
+            "commit": commit,
+            "environment": environment,
+            "status": status,
+            "started_at": _time(started_at),
+            "ended_at": _time(ended_at),
+            "author": author or self.actor.id,
+        }
+        return self._register(
+            "run", run_id, content, subject=Ref(SubjectType.RUN, run_id), related=related
+        )
+
+    def _run_inputs(
+        self, datasets: Sequence[str], commit: str | None, environment: str | None
+    ) -> list[Ref]:
+        related = []
+        with self.db.read() as conn:
+            for dataset in datasets:
+                row = queries.get(conn, "dataset", dataset)
+                related.append(Ref(SubjectType.DATASET, dataset, role="used", digest=row["digest"]))
+            if commit is not None:
+                queries.get(conn, "commit", commit)
+                related.append(Ref(SubjectType.COMMIT, commit, role="built_from"))
+            if environment is not None:
+                row = queries.get(conn, "environment", environment)
+                related.append(
+                    Ref(
+                        SubjectType.ENVIRONMENT,
+                        environment,
+                        role="ran_in",
+                        digest=row["document_sha256"],
+                    )
+                )
+        return related
+
+    # -- models and versions ------------------------------------------------------------------
+
+    def register_model(self, name: str, *, description: str | None = None) -> Appended:
+        """A model: a name under which versions are numbered v1, v2, …"""
+        check_name(name)
+        return self._register(
+            "model", name, {"description": description}, subject=Ref(SubjectType.MODEL, name)
+        )
+
+    def add_version(
+        self,
+        model: str,
+        path: Path,
+        *,
+        run: str | None = None,
+        entrypoint: str | None = None,
+    ) -> Appended:
+        """Register the files under ``path`` as the next version of ``model``.
+
+        Every file goes into the artifact store; the manifest (path → SHA-256, size) is
+        stored too and its digest is the version's identity. Registering the same files
+        from the same run again returns the existing version.
+
+        Raises:
+            NotFoundError: the model or the run is not registered.
+        """
+        manifest = Manifest.from_directory(path, self.store)
+        stored = self.store.put_bytes(canonicalize(manifest.to_dict()))
+        with self.db.read() as conn:
+            queries.get(conn, "model", model)
+            run_row = queries.get(conn, "run", run) if run is not None else None
+            same = [
+                v
+                for v in queries.list_versions(conn, model)
+                if v["manifest_sha256"] == stored.digest and v["run_id"] == run
+            ]
+            number = queries.next_version_number(conn, model)
+        if same:
+            event = self.log.event(int(same[0]["seq"]))
+            return Appended(event, self.prove_event(event.seq))
+        vid = version_id(model, number)
+        related = [Ref(SubjectType.MODEL, model, role="version_of")]
+        if run_row is not None and run is not None:
+            related.append(Ref(SubjectType.RUN, run, role="produced_by"))
+        meta = {
+            "model": model,
+            "number": number,
+            "files": len(manifest.files),
+            "size": manifest.size,
+            "entrypoint": entrypoint,
+            "model_signing_digest": manifest.model_signing_digest,
+        }
+        draft = self._draft(
+            Action.REGISTER,
+            Ref(SubjectType.MODEL_VERSION, vid, digest=stored.digest),
+            related=related,
+            metadata=meta,
+            artifact_sha256=stored.digest,
+        )
+        return self._append([draft])[0]
+
+    def get_version(self, version: str) -> dict[str, Any]:
+        """The projection row of a version (``model:churn:v2`` or ``churn:v2``)."""
+        with self.db.read() as conn:
+            return queries.get(conn, "model_version", normalize_version(version))
+
+    def resolve_version(self, ref: str) -> str:
+        """A version id: ``model:NAME:vN``, ``NAME:vN``, ``NAME@ALIAS`` or ``NAME@production``."""
+        if "@" not in ref:
+            return str(self.get_version(ref)["version_id"])
+        model, _, alias = ref.partition("@")
+        with self.db.read() as conn:
+            found = (
+                queries.production_version(conn, model)
+                if alias == "production"
+                else queries.resolve_alias(conn, model, alias)
+            )
+        if found is None:
+            raise NotFoundError(
+                f"model {model!r} has no version at {alias!r}",
+                hint=f"list versions with `mltrail model show {model}`",
+            )
+        return str(found)
+
+    def list_versions(self, model: str) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            queries.get(conn, "model", model)
+            return queries.list_versions(conn, model)
+
+    def set_alias(self, version: str, alias: str) -> Appended:
+        """Point ``alias`` of the version's model at this version (history in the log)."""
+        check_name(alias, "alias")
+        row = self.get_version(version)
+        draft = self._draft(
+            Action.SET_ALIAS,
+            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+            metadata={"model": row["model"], "alias": alias},
+        )
+        return self._append([draft])[0]
+
+    # -- deployments --------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        deployment_id: str,
+        version: str,
+        *,
+        target: str,
+        config: Mapping[str, Any] | None = None,
+    ) -> Appended:
+        """Point deployment ``deployment_id`` at ``version`` (creating or updating it)."""
+        check_id(deployment_id, "deployment id")
+        row = self._deployable(version)
+        config_digest = self.store.put_bytes(canonicalize(dict(config))).digest if config else None
+        with self.db.read() as conn:
+            current = queries.find(conn, "deployment", deployment_id)
+        meta = {
+            "version": row["version_id"],
+            "model": row["model"],
+            "target": target,
+            "config_sha256": config_digest,
+            "previous_version": current["version_id"] if current else None,
+        }
+        draft = self._draft(
+            Action.DEPLOY,
+            Ref(SubjectType.DEPLOYMENT, deployment_id),
+            related=[
+                Ref(
+                    SubjectType.MODEL_VERSION,
+                    row["version_id"],
+                    role="serves",
+                    digest=row["manifest_sha256"],
+                )
+            ],
+            metadata=meta,
+            artifact_sha256=row["manifest_sha256"],
+        )
+        return self._append([draft])[0]
+
+    def _deployable(self, version: str) -> dict[str, Any]:
+        row = self.get_version(self.resolve_version(version))
+        if "integrity_failed" in row["flags"]:
+            raise ConflictError(
+                f"model version {row['version_id']} failed an integrity check; "
+                "it cannot be deployed",
+                hint="repair the artifact and record it with `mltrail reconcile --resolve`",
+            )
+        return row
+
+    def rollback(self, deployment_id: str, *, to: str | None = None, reason: str) -> Appended:
+        """Point a deployment back at a known-good version: ``to``, or the one it served before.
+
+        Raises:
+            NotFoundError: the deployment never served another version and ``to`` is not given.
+        """
+        if not reason:
+            raise InvalidInputError("a rollback needs a reason (--reason)")
+        with self.db.read() as conn:
+            current = queries.get(conn, "deployment", deployment_id)
+        target = (
+            self._deployable(to)
+            if to
+            else self._previous_version(deployment_id, current["version_id"])
+        )
+        meta = {
+            "from_version": current["version_id"],
+            "to_version": target["version_id"],
+            "model": target["model"],
+            "reason": reason,
+        }
+        related = [
+            Ref(
+                SubjectType.MODEL_VERSION,
+                target["version_id"],
+                role="serves",
+                digest=target["manifest_sha256"],
+            ),
+            Ref(SubjectType.MODEL_VERSION, current["version_id"], role="replaced"),
+        ]
+        draft = self._draft(
+            Action.ROLLBACK,
+            Ref(SubjectType.DEPLOYMENT, deployment_id),
+            related=related,
+            metadata=meta,
+            artifact_sha256=target["manifest_sha256"],
+        )
+        return self._append([draft])[0]
+
+    def _previous_version(self, deployment_id: str, current: str) -> dict[str, Any]:
+        from mltrail.ledger.log import EventFilter
+
+        history = self.events(
+            EventFilter(subject_type="deployment", subject_id=deployment_id, descending=True)
+        )
+        for event in history:
+            for key in ("previous_version", "from_version"):
+                candidate = event.metadata.get(key)
+                if candidate and candidate != current and event.outcome == "success":
+                    return self._deployable(candidate)
+        raise NotFoundError(
+            f"deployment {deployment_id!r} never served a version before {current}",
+            hint="name the version to roll back to with --to",
+        )
+
+    def retire_deployment(self, deployment_id: str, *, reason: str) -> Appended:
+        with self.db.read() as conn:
+            current = queries.get(conn, "deployment", deployment_id)
+        draft = self._draft(
+            Action.RETIRE,
+            Ref(SubjectType.DEPLOYMENT, deployment_id),
+            metadata={"reason": reason, "version": current["version_id"]},
+        )
+        return self._append([draft])[0]
+
+
+def _time(text: str | None) -> str | None:
+    return None if text is None else format_timestamp(parse_timestamp(text))
+
+
+def _environment_summary(env: Environment) -> dict[str, Any]:
+    return {
+        "python": f"{env.python_implementation} {env.python_version}",
+        "platform": f"{env.system} {env.machine}",
+        "lockfile_sha256": env.lockfiles[0].sha256 if env.lockfiles else None,
+        "lockfiles": {lock.name: lock.sha256 for lock in env.lockfiles},
+        "image_digest": env.image_digest,
+        "packages": len(env.packages),
+        "gpu": list(env.gpu) if env.gpu else None,
+        "cuda": env.cuda,
+    }

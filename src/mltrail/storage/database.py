@@ -1,0 +1,125 @@
+"""Connecting to the metadata database: SQLite (embedded default) or PostgreSQL.
+
+The one seam where driver exceptions become mltrail errors is :func:`translate_errors`.
+
+>>> db = Database.connect("sqlite://")
+>>> db.dialect
+'sqlite'
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from mltrail.errors import ConfigError, ConflictError, StorageError
+
+__all__ = ["APPEND_LOCK_KEY", "Database", "translate_errors"]
+
+# The PostgreSQL advisory lock that serializes appends (any constant unique to mltrail).
+APPEND_LOCK_KEY = 0x6D6C7472  # "mltr"
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn driver exceptions raised while doing ``what`` into mltrail errors."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        raise ConflictError(
+            f"{what} conflicts with a record that already exists: {exc.orig}",
+            hint="another writer got there first; re-read the current state and retry",
+        ) from exc
+    except sa.exc.OperationalError as exc:
+        raise StorageError(f"{what} failed in the database: {exc.orig}") from exc
+    except sa.exc.DBAPIError as exc:
+        raise StorageError(f"{what} failed in the database: {exc.orig}") from exc
+
+
+class Database:
+    """An engine plus the dialect specifics mltrail relies on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"database dialect {self.dialect!r} is not supported",
+                hint="use sqlite:///path/registry.db or postgresql://user@host/db",
+            )
+
+    @classmethod
+    def connect(cls, url: str, **engine_args: Any) -> Database:
+        """Open ``url`` (``sqlite:///file``, ``sqlite://`` in memory, ``postgresql://…``).
+
+        Raises:
+            ConfigError: the URL is malformed or names an unsupported database.
+        """
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise ConfigError(f"database URL {url!r} is not valid: {exc}") from exc
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() == "sqlite":
+            return cls(_sqlite_engine(parsed, **engine_args))
+        return cls(sa.create_engine(parsed, pool_pre_ping=True, **engine_args))
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction holding the append lock; commits on success."""
+        with translate_errors("writing"), self.engine.connect() as conn:
+            conn = conn.execution_options(mltrail_write=True)
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY}
+                    )
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot."""
+        with translate_errors("reading"), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_engine(url: sa.engine.URL, **engine_args: Any) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        engine_args.setdefault("poolclass", StaticPool)
+        engine_args.setdefault("connect_args", {"check_same_thread": False})
+    else:
+        engine_args.setdefault("connect_args", {"timeout": 30})
+    engine = sa.create_engine(url, **engine_args)
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        # DESIGN §5: an append is durable when it returns.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front so appends are serialized and a reader
+        # never has to upgrade its lock mid-transaction (no SQLITE_BUSY deadlocks).
+        immediate = conn.get_execution_options().get("mltrail_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
