@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from mltrail.cli.render import err_console
@@ -85,7 +84,7 @@ def _global(
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from mltrail.cli import artifacts, catalog, ledger, lineage  # noqa: F401
+    from mltrail.cli import artifacts, catalog, demo, ledger, lineage  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,12 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.main(args=args, prog_name="mltrail", standalone_mode=False)
     except RegistryError as exc:
         return _report(exc, verbose)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.TyperException as exc:  # usage errors: show usage and the message, no traceback
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:
         err_console().print("aborted")
         return 1
     return 0

@@ -12,10 +12,10 @@ True
 from __future__ import annotations
 
 from mltrail.service.base import Appended, Origin
-from mltrail.service.lineage import LineageUseCases
+from mltrail.service.governance import GovernanceUseCases
 
 __all__ = ["Appended", "Origin", "Registry"]
 
 
-class Registry(LineageUseCases):
+class Registry(GovernanceUseCases):
     """The registry: opening, appending, reading, proving, and every use case."""

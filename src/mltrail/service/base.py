@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mltrail.artifacts.store import ArtifactStore, open_store
+from mltrail.access import queries as access
+from mltrail.access.roles import decide
 from mltrail.errors import (
+    AccessDeniedError,
     ConfigError,
     ConflictError,
     IntegrityError,
@@ -124,7 +127,8 @@ class RegistryCore:
                             "verifier_key": registry.verifier_key,
                             "schema": migrate.head_revision(),
                         },
-                    )
+                    ),
+                    registry._bootstrap_admin(),
                 ]
             )
         except BaseException:
@@ -185,6 +189,26 @@ class RegistryCore:
         receipts = self.log.append(drafts, project=project or self._project)
         return [Appended(event, receipts[i]) for i, event in enumerate(receipts.events)]
 
+    def _bootstrap_admin(self) -> Draft:
+        """The one who creates the registry is its first admin."""
+        kind = "service" if self.actor.type == "service" else "user"
+        meta = {"principal_type": kind, "display_name": self.actor.id, "roles": ["admin"]}
+        return self._draft(Action.REGISTER, Ref(SubjectType.PRINCIPAL, self.actor.id), metadata=meta)
+
+    def _require(self, permission: str, scope: str = "*") -> None:
+        """Refuse (and log the refusal) unless the actor may use ``permission`` on ``scope``."""
+        with self.db.read() as conn:
+            principal = access.get_principal(conn, self.actor.id)
+            grants = access.grants_of(conn, self.actor.id)
+        decision = decide(permission, scope, grants, active=principal is not None and principal.active)
+        if not decision:
+            draft = self._draft(Action.REJECT, Ref(SubjectType.PRINCIPAL, self.actor.id),
+                                metadata={"attempted": permission, "scope": scope,
+                                          "reasons": [decision.reason]}, outcome="failure")
+            self._append([draft])
+            where = "every model" if scope == "*" else f"model {scope!r}"
+            raise AccessDeniedError(f"{self.actor.id} may not {permission} on {where}: {decision.reason}")
+
     def _project(self, conn: Any, events: Sequence[Event]) -> None:
         """Update projections for ``events``; mixins extend this."""
 
@@ -242,6 +266,7 @@ class RegistryCore:
 
     def put_artifact(self, stream: BinaryIO, *, name: str | None = None) -> Appended:
         """Store bytes under their SHA-256 and record an `artifact` register event."""
+        self._require("register")
         info = self.store.put(stream)
         meta = {"size": info.size, **({"name": name} if name else {})}
         draft = self._draft(
@@ -254,6 +279,7 @@ class RegistryCore:
 
     def get_artifact(self, digest: str, dest: Path) -> Appended:
         """Copy a verified artifact to ``dest`` and record the download (`access`)."""
+        self._require("read")
         self.store.get(digest, dest)
         draft = self._draft(
             Action.ACCESS,

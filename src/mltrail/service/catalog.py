@@ -16,7 +16,7 @@ from mltrail.canonical import canonicalize
 from mltrail.capture.environment import Environment, capture_environment
 from mltrail.capture.git import CodeVersion, capture_commit, explicit_commit
 from mltrail.catalog import queries
-from mltrail.catalog.ids import check_id, check_name, normalize_version, version_id
+from mltrail.catalog.ids import check_id, check_name, normalize_version, parse_version, version_id
 from mltrail.catalog.projector import project_events
 from mltrail.errors import ConflictError, InvalidInputError, NotFoundError
 from mltrail.events import (
@@ -89,6 +89,7 @@ class CatalogUseCases(RegistryCore):
         Raises:
             InvalidInputError: neither or both of ``path`` and ``digest``.
         """
+        self._require("register")
         check_id(dataset_id, "dataset id")
         if (path is None) == (digest is None):
             raise InvalidInputError(
@@ -120,6 +121,7 @@ class CatalogUseCases(RegistryCore):
         self, *, path: Path | None = None, repository: str | None = None, commit: str | None = None
     ) -> Appended:
         """A code version: captured from the git checkout at ``path`` or given explicitly."""
+        self._require("register")
         if commit is not None:
             code = explicit_commit(repository or "unknown", commit)
         else:
@@ -137,6 +139,7 @@ class CatalogUseCases(RegistryCore):
     ) -> Appended:
         """An environment fingerprint (captured from this interpreter by default), stored
         as a canonical JSON document whose SHA-256 is its identity."""
+        self._require("register")
         env = environment or capture_environment(project_dir)
         document = canonicalize(env.to_dict())
         stored = self.store.put_bytes(document)
@@ -171,6 +174,7 @@ class CatalogUseCases(RegistryCore):
         Raises:
             NotFoundError: a referenced dataset, commit or environment is not registered.
         """
+        self._require("register")
         check_id(run_id, "run id")
         if status not in RUN_STATUSES:
             raise InvalidInputError(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
@@ -217,6 +221,7 @@ class CatalogUseCases(RegistryCore):
 
     def register_model(self, name: str, *, description: str | None = None) -> Appended:
         """A model: a name under which versions are numbered v1, v2, …"""
+        self._require("register", name)
         check_name(name)
         return self._register(
             "model", name, {"description": description}, subject=Ref(SubjectType.MODEL, name)
@@ -239,6 +244,7 @@ class CatalogUseCases(RegistryCore):
         Raises:
             NotFoundError: the model or the run is not registered.
         """
+        self._require("register", model)
         manifest = Manifest.from_directory(path, self.store)
         stored = self.store.put_bytes(canonicalize(manifest.to_dict()))
         with self.db.read() as conn:
@@ -304,6 +310,7 @@ class CatalogUseCases(RegistryCore):
 
     def set_alias(self, version: str, alias: str) -> Appended:
         """Point ``alias`` of the version's model at this version (history in the log)."""
+        self._require("promote", parse_version(version)[0])
         check_name(alias, "alias")
         row = self.get_version(version)
         draft = self._draft(
@@ -324,6 +331,7 @@ class CatalogUseCases(RegistryCore):
         config: Mapping[str, Any] | None = None,
     ) -> Appended:
         """Point deployment ``deployment_id`` at ``version`` (creating or updating it)."""
+        self._require("deploy", self._model_of(version))
         check_id(deployment_id, "deployment id")
         row = self._deployable(version)
         config_digest = self.store.put_bytes(canonicalize(dict(config))).digest if config else None
@@ -352,6 +360,13 @@ class CatalogUseCases(RegistryCore):
         )
         return self._append([draft])[0]
 
+    def _model_of(self, version: str) -> str:
+        return version.partition("@")[0] if "@" in version else parse_version(version)[0]
+
+    def _deployment_model(self, deployment_id: str) -> str:
+        with self.db.read() as conn:
+            return str(queries.get(conn, "deployment", deployment_id)["model"])
+
     def _deployable(self, version: str) -> dict[str, Any]:
         row = self.get_version(self.resolve_version(version))
         if "integrity_failed" in row["flags"]:
@@ -368,6 +383,7 @@ class CatalogUseCases(RegistryCore):
         Raises:
             NotFoundError: the deployment never served another version and ``to`` is not given.
         """
+        self._require("deploy", self._deployment_model(deployment_id))
         if not reason:
             raise InvalidInputError("a rollback needs a reason (--reason)")
         with self.db.read() as conn:
@@ -418,6 +434,8 @@ class CatalogUseCases(RegistryCore):
         )
 
     def retire_deployment(self, deployment_id: str, *, reason: str) -> Appended:
+        """Take a deployment out of service."""
+        self._require("deploy", self._deployment_model(deployment_id))
         with self.db.read() as conn:
             current = queries.get(conn, "deployment", deployment_id)
         draft = self._draft(

@@ -100,6 +100,7 @@ class PredictionUseCases(CatalogUseCases):
             ConflictError: a prediction id is already logged.
             InvalidInputError: a record is malformed or a batch is too large.
         """
+        self._require("log_predictions")
         raw = list(records)
         if not raw:
             raise InvalidInputError("no prediction records given")

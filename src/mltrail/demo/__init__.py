@@ -1,0 +1,1 @@
+"""The demonstration registry: the seed's three worked examples, played for real."""
