@@ -206,8 +206,8 @@ class Manifest:
         Args:
             root: the model or dataset directory.
             store: if given, each file is also stored (side effect: `ArtifactStore.put_file`).
-            exclude: relative paths (files or directories) to skip; model-signing's
-                default skips by default, pass ``()`` to include everything.
+            exclude: relative paths (files or directories) to skip; defaults to what
+                model-signing skips (`MODEL_SIGNING_IGNORED`); ``()`` keeps everything.
 
         Raises:
             NotFoundError: ``root`` does not exist.

@@ -65,7 +65,11 @@ class AuditReport:
 
     def first_problem(self) -> Problem | None:
         indexed = [p for p in self.problems if p.index is not None]
-        return min(indexed, key=lambda p: p.index or 0) if indexed else (self.problems or [None])[0]
+        # Stored subtree hashes are derived from the events and are indexed by their first
+        # leaf, so one changed event also breaks subtrees that start before it: name the
+        # event problem, and a node mismatch only when the events themselves are fine.
+        primary = [p for p in indexed if p.kind != "node mismatch"] or indexed
+        return min(primary, key=lambda p: p.index or 0) if primary else (self.problems or [None])[0]
 
     def raise_for_problems(self) -> None:
         """Raises VerificationError naming the first problem, if there is any."""

@@ -24,7 +24,7 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import overload
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,8 +33,9 @@ from mltrail.errors import ConflictError, FormatError, InvalidInputError, NotFou
 from mltrail.events import Draft, Event, now_timestamp, uuid7
 from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note, sign_note
+from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import ledger_checkpoints, ledger_events, ledger_nodes
+from mltrail.storage.schema import ledger_checkpoints, ledger_events
 
 __all__ = ["EventFilter", "Log", "Projector", "Receipt", "Receipts", "parse_receipt"]
 
@@ -168,19 +169,16 @@ class Log:
         return batch
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
-        conn.execute(ledger_events.insert(), batch.rows)
-        if batch.nodes:
-            conn.execute(ledger_nodes.insert(), batch.nodes)
+        raw.executemany(conn, _INSERT_EVENT, batch.rows)
+        raw.executemany(
+            conn, "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)", batch.nodes
+        )
         checkpoint = Checkpoint(self.origin, batch.tree.size, batch.tree.root())
         note = sign_note(checkpoint.to_text(), self.signer)
-        conn.execute(
-            ledger_checkpoints.insert(),
-            {
-                "size": checkpoint.size,
-                "root": checkpoint.root_hash,
-                "note": note,
-                "created_at": self.clock(),
-            },
+        raw.execute(
+            conn,
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+            (checkpoint.size, checkpoint.root_hash, note, self.clock()),
         )
         return note
 
@@ -274,7 +272,7 @@ class Log:
     # -- internals -------------------------------------------------------------------------
 
     def _size(self, conn: Connection) -> int:
-        top = conn.execute(sa.select(sa.func.max(ledger_events.c.seq))).scalar()
+        [(top,)] = raw.execute(conn, "SELECT max(seq) FROM ledger_events")
         return 0 if top is None else int(top) + 1
 
     def _checked_size(self, conn: Connection, size: int | None) -> int:
@@ -298,24 +296,44 @@ class Log:
         return [merkle.subtree_range_hash([found[n] for n in part]) for part in parts]
 
 
+_INSERT_NODE = "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_INSERT_EVENT = (
+    "INSERT INTO ledger_events (seq, event_id, event_sha256, body, action, actor_id, "
+    "subject_type, subject_id, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 @dataclass
 class _Batch:
     """The events of one append, their rows, and the Merkle nodes they create."""
 
     tree: merkle.CompactRange
     events: list[Event] = field(default_factory=list)
-    rows: list[dict[str, object]] = field(default_factory=list)
-    nodes: list[dict[str, object]] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # columns of _INSERT_EVENT
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     known: dict[merkle.NodeId, bytes] = field(default_factory=dict)
 
     def add(self, event: Event) -> None:
-        row = _event_row(event)
+        body = event.canonical_bytes()
+        digest = hashlib.sha256(body).digest()
         self.events.append(event)
-        self.rows.append(row)
-        for level, idx, digest in self.tree.append(merkle.leaf_hash(row["event_sha256"])):  # type: ignore[arg-type]
-            self.known[(level, idx)] = digest
+        self.rows.append(
+            (
+                event.seq,
+                event.event_id,
+                digest,
+                body,
+                event.action,
+                event.actor.id,
+                event.subject.type,
+                event.subject.id,
+                event.timestamp,
+            )
+        )
+        for level, idx, node in self.tree.append(merkle.leaf_hash(digest)):
+            self.known[(level, idx)] = node
             if level:  # leaf hashes are derived from ledger_events, not stored twice
-                self.nodes.append({"level": level, "idx": idx, "hash": digest})
+                self.nodes.append((level, idx, node))
 
     def proof(self, index: int) -> list[bytes]:
         ranges = merkle.inclusion_ranges(index, self.tree.size)
@@ -347,47 +365,33 @@ class Receipts(Sequence[Receipt]):
     def __getitem__(self, item: int | slice) -> Receipt | Sequence[Receipt]:
         if isinstance(item, slice):
             return [self[i] for i in range(*item.indices(len(self)))]
-        row = self._batch.rows[item]
-        index = int(row["seq"])  # type: ignore[call-overload]
-        digest = bytes(row["event_sha256"]).hex()  # type: ignore[call-overload]
-        return Receipt(index, digest, self._note, tuple(self._batch.proof(index)))
-
-
-def _event_row(event: Event) -> dict[str, object]:
-    body = event.canonical_bytes()
-    return {
-        "seq": event.seq,
-        "event_id": event.event_id,
-        "event_sha256": hashlib.sha256(body).digest(),
-        "body": body,
-        "action": event.action,
-        "actor_id": event.actor.id,
-        "subject_type": event.subject.type,
-        "subject_id": event.subject.id,
-        "ts": event.timestamp,
-    }
+        index, _, digest = self._batch.rows[item][:3]
+        return Receipt(index, digest.hex(), self._note, tuple(self._batch.proof(index)))
 
 
 def _fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-    """Stored hashes for ``ids``: level 0 from event digests, the rest from ledger_nodes."""
-    leaves = sorted({idx for level, idx in ids if level == 0})
-    inner = sorted({(level, idx) for level, idx in ids if level > 0})
+    """Stored hashes for ``ids``: level 0 from event digests, the rest from ledger_nodes.
+
+    One indexed lookup per level, in plain SQL: a proof needs O(log n) of them.
+    """
+    wanted: dict[int, list[int]] = {}
+    for level, idx in sorted(set(ids)):
+        wanted.setdefault(level, []).append(idx)
     found: dict[merkle.NodeId, bytes] = {}
-    if leaves:
-        rows = conn.execute(
-            sa.select(ledger_events.c.seq, ledger_events.c.event_sha256).where(
-                ledger_events.c.seq.in_(leaves)
+    for level, idxs in wanted.items():
+        marks = ", ".join("?" * len(idxs))
+        if level == 0:
+            rows = raw.execute(
+                conn, f"SELECT seq, event_sha256 FROM ledger_events WHERE seq IN ({marks})", idxs
             )
-        )
-        found.update({(0, int(seq)): merkle.leaf_hash(bytes(d)) for seq, d in rows})
-    if inner:
-        key = sa.tuple_(ledger_nodes.c.level, ledger_nodes.c.idx)
-        rows = conn.execute(
-            sa.select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
-                key.in_(inner)
+            found.update({(0, int(seq)): merkle.leaf_hash(bytes(d)) for seq, d in rows})
+        else:
+            rows = raw.execute(
+                conn,
+                f"SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx IN ({marks})",
+                [level, *idxs],
             )
-        )
-        found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in rows})
+            found.update({(level, int(ix)): bytes(h) for ix, h in rows})
     missing = [node for node in ids if node not in found]
     if missing:
         raise ConflictError(

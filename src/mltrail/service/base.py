@@ -8,6 +8,7 @@ the projections in the same transaction.
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -162,6 +163,11 @@ class RegistryCore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The registry's key for keyed hashes (HMAC) of sensitive values."""
+        return self.settings.resolve(self.root, self.settings.secret_file).read_bytes()
 
     @property
     def verifier_key(self) -> str:

@@ -1,0 +1,31 @@
+"""Plain SQL for the hot paths (appends, proofs): no statement building per call.
+
+SQLAlchemy Core builds and caches a statement object per call, which costs more than the
+query itself for the tiny, fixed statements an append or a proof runs. These helpers pass
+SQL written with ``?`` placeholders straight to the driver (``%s`` for psycopg).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+__all__ = ["execute", "executemany"]
+
+
+def _sql(conn: Connection, sql: str) -> str:
+    return sql.replace("?", "%s") if conn.dialect.name == "postgresql" else sql
+
+
+def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement; returns its rows (empty for statements without results)."""
+    result = conn.exec_driver_sql(_sql(conn, sql), tuple(params))
+    return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one statement for many parameter rows (the driver's executemany)."""
+    if rows:
+        conn.exec_driver_sql(_sql(conn, sql), [tuple(r) for r in rows])
