@@ -30,16 +30,22 @@ class Principal:
 
 
 def get_principal(conn: Connection, principal_id: str) -> Principal | None:
-    row = conn.execute(sa.select(t.principals).where(t.principals.c.principal_id == principal_id)).first()
+    row = conn.execute(
+        sa.select(t.principals).where(t.principals.c.principal_id == principal_id)
+    ).first()
     if row is None:
         return None
-    return Principal(row.principal_id, row.type, row.display_name, tuple(loads(row.roles)), row.status)
+    return Principal(
+        row.principal_id, row.type, row.display_name, tuple(loads(row.roles)), row.status
+    )
 
 
 def grants_of(conn: Connection, principal_id: str) -> dict[str, set[str]]:
     """scope → roles held by the principal."""
     out: dict[str, set[str]] = defaultdict(set)
-    rows = conn.execute(sa.select(t.grants.c.scope, t.grants.c.role).where(t.grants.c.principal_id == principal_id))
+    rows = conn.execute(
+        sa.select(t.grants.c.scope, t.grants.c.role).where(t.grants.c.principal_id == principal_id)
+    )
     for scope, role in rows:
         out[scope].add(role)
     return dict(out)
@@ -54,5 +60,8 @@ def active_keys(conn: Connection, principal_id: str | None = None) -> list[dict[
 
 
 def principal_by_token(conn: Connection, token_sha256: str) -> str | None:
-    return conn.execute(sa.select(t.tokens.c.principal_id).where(
-        t.tokens.c.token_sha256 == token_sha256, t.tokens.c.status == "active")).scalar()
+    return conn.execute(
+        sa.select(t.tokens.c.principal_id).where(
+            t.tokens.c.token_sha256 == token_sha256, t.tokens.c.status == "active"
+        )
+    ).scalar()

@@ -52,7 +52,9 @@ def roles_for(scope: str, grants: Mapping[str, Set[str]]) -> frozenset[str]:
     return frozenset(grants.get(scope, set())) | frozenset(grants.get(ANY, set()))
 
 
-def decide(permission: str, scope: str, grants: Mapping[str, Set[str]], *, active: bool) -> Decision:
+def decide(
+    permission: str, scope: str, grants: Mapping[str, Set[str]], *, active: bool
+) -> Decision:
     """Whether a principal with ``grants`` (scope → roles) may use ``permission`` on ``scope``."""
     if not active:
         return Decision(False, "the principal is unknown or revoked")
@@ -61,5 +63,8 @@ def decide(permission: str, scope: str, grants: Mapping[str, Set[str]], *, activ
     if held & needed:
         return Decision(True)
     where = "every model" if scope == ANY else f"model {scope!r}"
-    return Decision(False, f"needs role {' or '.join(sorted(needed))} on {where}; "
-                           f"holds {', '.join(sorted(held)) or 'no role'}")
+    return Decision(
+        False,
+        f"needs role {' or '.join(sorted(needed))} on {where}; "
+        f"holds {', '.join(sorted(held)) or 'no role'}",
+    )

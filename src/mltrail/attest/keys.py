@@ -35,8 +35,9 @@ def generate_key(kind: str = "ed25519") -> Any:
 
 def save_private_key(path: Path, key: Any) -> None:
     """Write ``key`` as unencrypted PKCS#8 PEM to a new file with mode 0600 (never overwrites)."""
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
@@ -57,8 +58,10 @@ def load_private_key(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from exc
     if mode & 0o077:
-        raise ConfigError(f"key file {path} is readable by others (mode {oct(mode & 0o777)})",
-                          hint=f"chmod 600 {path}")
+        raise ConfigError(
+            f"key file {path} is readable by others (mode {oct(mode & 0o777)})",
+            hint=f"chmod 600 {path}",
+        )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

@@ -24,15 +24,25 @@ env = typer.Typer(help="Environment fingerprints.", no_args_is_help=True)
 run = typer.Typer(help="Training runs.", no_args_is_help=True)
 model = typer.Typer(help="Models, versions and aliases.", no_args_is_help=True)
 predictions = typer.Typer(help="Prediction logs.", no_args_is_help=True)
-for name, group in (("dataset", dataset), ("code", code), ("env", env), ("run", run),
-                    ("model", model), ("predictions", predictions)):
+for name, group in (
+    ("dataset", dataset),
+    ("code", code),
+    ("env", env),
+    ("run", run),
+    ("model", model),
+    ("predictions", predictions),
+):
     app.add_typer(group, name=name)
 
 
 def _done(done: Appended, as_json: bool, title: str) -> None:
     event = done.event
-    info = {"subject": f"{event.subject.type}:{event.subject.id}", "event": event.seq,
-            "action": event.action, "event_sha256": event.event_sha256}
+    info = {
+        "subject": f"{event.subject.type}:{event.subject.id}",
+        "event": event.seq,
+        "action": event.action,
+        "event_sha256": event.event_sha256,
+    }
     if event.subject.digest:
         info["digest"] = event.subject.digest
     emit_json(info) if as_json else pairs(title, info)
@@ -44,7 +54,9 @@ def _pairs_option(values: list[str] | None, what: str) -> dict[str, Any]:
     for item in values or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise InvalidInputError(f"{what} {item!r} should be KEY=VALUE", hint=f"for example --{what} lr=0.01")
+            raise InvalidInputError(
+                f"{what} {item!r} should be KEY=VALUE", hint=f"for example --{what} lr=0.01"
+            )
         try:
             out[key] = loads(raw)
         except InvalidInputError:
@@ -60,22 +72,28 @@ def dataset_register(
     version: Annotated[str, typer.Option(help="Version label.")],
     uri: Annotated[str | None, typer.Option(help="Where the data lives.")] = None,
     path: Annotated[Path | None, typer.Option(help="Directory to hash and store.")] = None,
-    digest: Annotated[str | None, typer.Option(help="SHA-256 of a manifest kept elsewhere.")] = None,
+    digest: Annotated[
+        str | None, typer.Option(help="SHA-256 of a manifest kept elsewhere.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a dataset version by its content (a SHA-256 manifest of its files).
 
-    Example: mltrail dataset register DS:2024-05-15 --name churn-events --version 2024-05-15 --path data/
+    Example: mltrail dataset register DS:2024-05-15 --name churn --version 2024-05-15 --path data/
     """
     with state(ctx).open() as reg:
-        done = reg.register_dataset(dataset_id, name=name, version=version, uri=uri, path=path, digest=digest)
+        done = reg.register_dataset(
+            dataset_id, name=name, version=version, uri=uri, path=path, digest=digest
+        )
     _done(done, as_json, "dataset registered")
 
 
 @code.command("register")
 def code_register(
     ctx: typer.Context,
-    path: Annotated[Path | None, typer.Option(help="A git checkout (default: current directory).")] = None,
+    path: Annotated[
+        Path | None, typer.Option(help="A git checkout (default: current directory).")
+    ] = None,
     repository: Annotated[str | None, typer.Option(help="Repository, with --commit.")] = None,
     commit: Annotated[str | None, typer.Option(help="Commit SHA given explicitly.")] = None,
     as_json: JsonOpt = False,
@@ -93,7 +111,9 @@ def code_register(
 def env_register(
     ctx: typer.Context,
     project_dir: Annotated[Path, typer.Option(help="Where lockfiles are.")] = Path("."),
-    image_digest: Annotated[str | None, typer.Option(help="Container image digest sha256:….")] = None,
+    image_digest: Annotated[
+        str | None, typer.Option(help="Container image digest sha256:….")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fingerprint this interpreter (packages, lockfiles, Python, platform, GPU) and register it.
@@ -102,7 +122,7 @@ def env_register(
     """
     fingerprint = capture_environment(project_dir, image_digest=image_digest, env=dict(os.environ))
     with state(ctx).open() as reg:
-        done = reg.register_environment(fingerprint)
+        done = reg.register_environment(fingerprint, project_dir=project_dir)
     _done(done, as_json, "environment registered")
 
 
@@ -112,9 +132,13 @@ def run_register(
     run_id: Annotated[str, typer.Argument(help="Run id, e.g. R678.")],
     param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     metric: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
-    dataset_id: Annotated[list[str] | None, typer.Option("--dataset", help="Input dataset id, repeatable.")] = None,
+    dataset_id: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Input dataset id, repeatable.")
+    ] = None,
     commit: Annotated[str | None, typer.Option(help="Registered commit SHA.")] = None,
-    environment: Annotated[str | None, typer.Option("--env", help="Registered environment id.")] = None,
+    environment: Annotated[
+        str | None, typer.Option("--env", help="Registered environment id.")
+    ] = None,
     status: Annotated[str, typer.Option(help="running, finished, failed or killed.")] = "finished",
     started_at: Annotated[str | None, typer.Option(help="RFC 3339 start time.")] = None,
     ended_at: Annotated[str | None, typer.Option(help="RFC 3339 end time.")] = None,
@@ -125,10 +149,17 @@ def run_register(
     Example: mltrail run register R678 --param lr=0.01 --metric auc=0.92 --dataset DS:2024-05-15
     """
     with state(ctx).open() as reg:
-        done = reg.register_run(run_id, params=_pairs_option(param, "param"),
-                                metrics=_pairs_option(metric, "metric"), datasets=dataset_id or [],
-                                commit=commit, environment=environment, status=status,
-                                started_at=started_at, ended_at=ended_at)
+        done = reg.register_run(
+            run_id,
+            params=_pairs_option(param, "param"),
+            metrics=_pairs_option(metric, "metric"),
+            datasets=dataset_id or [],
+            commit=commit,
+            environment=environment,
+            status=status,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
     _done(done, as_json, "run registered")
 
 
@@ -152,9 +183,13 @@ def model_register(
 def model_add_version(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    path: Annotated[Path, typer.Argument(help="Directory (or file's directory) with the model files.")],
+    path: Annotated[
+        Path, typer.Argument(help="Directory (or file's directory) with the model files.")
+    ],
     run_id: Annotated[str | None, typer.Option("--run", help="The run that produced it.")] = None,
-    entrypoint: Annotated[str | None, typer.Option(help="Scoring entry point: file.py:function or module:function.")] = None,
+    entrypoint: Annotated[
+        str | None, typer.Option(help="Scoring entry point: file.py:function or module:function.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Store the files as the next version (v1, v2, …); the manifest digest is its identity.
@@ -181,9 +216,21 @@ def model_show(
     if as_json:
         emit_json(rows)
         return
-    table(f"model {name}", ("version", "stage", "flags", "run", "manifest sha256", "event"),
-          ((r["version_id"], r["stage"], ",".join(r["flags"]), r["run_id"], r["manifest_sha256"], r["seq"])
-           for r in rows))
+    table(
+        f"model {name}",
+        ("version", "stage", "flags", "run", "manifest sha256", "event"),
+        (
+            (
+                r["version_id"],
+                r["stage"],
+                ",".join(r["flags"]),
+                r["run_id"],
+                r["manifest_sha256"],
+                r["seq"],
+            )
+            for r in rows
+        ),
+    )
 
 
 @model.command("alias")
@@ -206,9 +253,13 @@ def model_alias(
 def deploy(
     ctx: typer.Context,
     deployment_id: Annotated[str, typer.Argument(help="Deployment id, e.g. D45.")],
-    version: Annotated[str, typer.Argument(help="Version: model:churn:v2, churn:v2 or churn@production.")],
+    version: Annotated[
+        str, typer.Argument(help="Version: model:churn:v2, churn:v2 or churn@production.")
+    ],
     target: Annotated[str, typer.Option(help="Where it runs, e.g. k8s/prod/churn-api.")],
-    config: Annotated[Path | None, typer.Option(help="Deployment config (JSON); its digest is recorded.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Deployment config (JSON); its digest is recorded.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point a deployment at a model version.
@@ -226,7 +277,9 @@ def rollback(
     ctx: typer.Context,
     deployment_id: Annotated[str, typer.Argument(help="Deployment id.")],
     reason: Annotated[str, typer.Option(help="Why (recorded in the log).")],
-    to: Annotated[str | None, typer.Option(help="Version to return to (default: the previous one).")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Version to return to (default: the previous one).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Roll a deployment back to a known-good version.
@@ -257,8 +310,17 @@ def retire(
 @predictions.command("log")
 def predictions_log(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="JSON Lines: prediction_id, deployment, input or input_hmac, output[, timestamp].", exists=True, dir_okay=False)],
-    no_inputs: Annotated[bool, typer.Option("--no-keep-inputs", help="Do not keep raw inputs for reproduction.")] = False,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON Lines: prediction_id, deployment, input or input_hmac, output[, timestamp].",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    no_inputs: Annotated[
+        bool, typer.Option("--no-keep-inputs", help="Do not keep raw inputs for reproduction.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest predictions in batches: one ledger event per batch, carrying its Merkle root.
@@ -268,10 +330,20 @@ def predictions_log(
     records = [loads(line) for line in file.read_text().splitlines() if line.strip()]
     with state(ctx).open() as reg:
         done = reg.log_predictions(records, keep_inputs=not no_inputs)
-    rows = [{"batch": d.event.subject.id, "event": d.event.seq, "count": d.event.metadata["count"],
-             "root": d.event.metadata["root"]} for d in done]
+    rows = [
+        {
+            "batch": d.event.subject.id,
+            "event": d.event.seq,
+            "count": d.event.metadata["count"],
+            "root": d.event.metadata["root"],
+        }
+        for d in done
+    ]
     if as_json:
         emit_json(rows)
     else:
-        table("predictions logged", ("batch", "event", "count", "root"),
-              ((r["batch"], r["event"], r["count"], r["root"]) for r in rows))
+        table(
+            "predictions logged",
+            ("batch", "event", "count", "root"),
+            ((r["batch"], r["event"], r["count"], r["root"]) for r in rows),
+        )

@@ -220,6 +220,9 @@ def verify(
             help="A checkpoint note kept earlier (or a witness directory); the log must extend it."
         ),
     ] = None,
+    all_signatures: Annotated[
+        bool, typer.Option("--all-signatures", help="Check every stored checkpoint's signature.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every event digest, leaf, subtree and root; check signatures and history.
@@ -230,7 +233,7 @@ def verify(
     """
     note = _trusted_note(trusted) if trusted else None
     with state(ctx).open() as reg:
-        report = _verify_with_progress(reg, note, show=not as_json)
+        report = _verify_with_progress(reg, note, all_signatures, show=not as_json)
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
@@ -243,14 +246,16 @@ def verify(
     report.raise_for_problems()
 
 
-def _verify_with_progress(reg: Registry, note: str | None, *, show: bool) -> Any:
+def _verify_with_progress(reg: Registry, note: str | None, every: bool, *, show: bool) -> Any:
     if not show:
-        return reg.verify(trusted=note)
+        return reg.verify(trusted=note, all_signatures=every)
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console(), transient=True) as bar:
         task = bar.add_task("verify", total=None)
         return reg.verify(
-            trusted=note, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            trusted=note,
+            all_signatures=every,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
 
 

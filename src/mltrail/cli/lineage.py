@@ -25,8 +25,10 @@ class Format(StrEnum):
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="text, json, dot or mermaid.")]
 
-trace = typer.Typer(help="Walk lineage: backwards from a prediction or version, forwards from a dataset.",
-                    no_args_is_help=True)
+trace = typer.Typer(
+    help="Walk lineage: backwards from a prediction or version, forwards from a dataset.",
+    no_args_is_help=True,
+)
 app.add_typer(trace, name="trace")
 
 
@@ -46,9 +48,15 @@ def _trace_edges(result: dict[str, Any]) -> list[dict[str, str]]:
     edges = list(result.get("edges", []))
     if "prediction" in result:
         pid, dep = result["prediction"]["prediction_id"], result["deployment"]["deployment_id"]
-        edges = [{"from": f"prediction:{pid}", "role": "served_by", "to": f"deployment:{dep}"},
-                 {"from": f"deployment:{dep}", "role": "served",
-                  "to": f"model_version:{result['model_version']['version_id']}"}, *edges]
+        edges = [
+            {"from": f"prediction:{pid}", "role": "served_by", "to": f"deployment:{dep}"},
+            {
+                "from": f"deployment:{dep}",
+                "role": "served",
+                "to": f"model_version:{result['model_version']['version_id']}",
+            },
+            *edges,
+        ]
     return edges
 
 
@@ -97,7 +105,9 @@ def trace_version(
 def trace_dataset(
     ctx: typer.Context,
     dataset_id: Annotated[str, typer.Argument(help="Dataset id, e.g. DS:2024-05-15.")],
-    down: Annotated[bool, typer.Option("--down", help="Impact: what this dataset influenced.")] = True,
+    down: Annotated[
+        bool, typer.Option("--down", help="Impact: what this dataset influenced.")
+    ] = True,
     fmt: FormatOpt = Format.text,
     as_json: JsonOpt = False,
 ) -> None:
@@ -110,16 +120,23 @@ def trace_dataset(
     if as_json or fmt is not Format.text:
         _emit_trace(result, fmt, as_json, f"dataset {dataset_id}")
         return
-    pairs(f"impact of dataset {dataset_id}", {k: result[k] for k in
-          ("runs", "model_versions", "deployments", "prediction_total")})
-    table("predictions served", ("deployment", "model version", "count"),
-          ((c["deployment"], c["model_version"], c["count"]) for c in result["predictions"]))
+    pairs(
+        f"impact of dataset {dataset_id}",
+        {k: result[k] for k in ("runs", "model_versions", "deployments", "prediction_total")},
+    )
+    table(
+        "predictions served",
+        ("deployment", "model version", "count"),
+        ((c["deployment"], c["model_version"], c["count"]) for c in result["predictions"]),
+    )
 
 
 @app.command()
 def history(
     ctx: typer.Context,
-    subject: Annotated[str, typer.Argument(help="TYPE:ID, e.g. model_version:model:churn:v2 or deployment:D45.")],
+    subject: Annotated[
+        str, typer.Argument(help="TYPE:ID, e.g. model_version:model:churn:v2 or deployment:D45.")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Every event that touched a subject, as subject or as related reference.
@@ -132,9 +149,21 @@ def history(
     if as_json:
         emit_json([e.to_wire() for e in events])
         return
-    table(f"history of {subject}", ("seq", "time", "action", "actor", "subject", "outcome"),
-          ((e.seq, e.timestamp, e.action, e.actor.id, f"{e.subject.type}:{e.subject.id}", e.outcome)
-           for e in events))
+    table(
+        f"history of {subject}",
+        ("seq", "time", "action", "actor", "subject", "outcome"),
+        (
+            (
+                e.seq,
+                e.timestamp,
+                e.action,
+                e.actor.id,
+                f"{e.subject.type}:{e.subject.id}",
+                e.outcome,
+            )
+            for e in events
+        ),
+    )
 
 
 @app.command()
@@ -154,8 +183,11 @@ def production(
         emit_json(result)
         return
     pairs(f"{model} at {result['at']}", {"production": result["production"]})
-    table("deployments", ("deployment", "version", "since"),
-          ((d, v["version"], v["since"]) for d, v in result["deployments"].items()))
+    table(
+        "deployments",
+        ("deployment", "version", "since"),
+        ((d, v["version"], v["since"]) for d, v in result["deployments"].items()),
+    )
 
 
 @app.command()
@@ -169,8 +201,14 @@ def rebuild(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(result)
     else:
-        table("rebuild", ("table", "live rows", "rebuilt rows", "equal"),
-              ((n, v["live_rows"], v["rebuilt_rows"], v["equal"]) for n, v in result["tables"].items()))
+        table(
+            "rebuild",
+            ("table", "live rows", "rebuilt rows", "equal"),
+            (
+                (n, v["live_rows"], v["rebuilt_rows"], v["equal"])
+                for n, v in result["tables"].items()
+            ),
+        )
     if not result["equal"]:
         raise typer.Exit(7)
 
@@ -193,11 +231,16 @@ def prove_prediction(
     out = console()
     out.print(f"record     {result['record_sha256']}  (prediction {prediction_id})", markup=False)
     b = result["batch"]
-    out.print(f"batch      leaf {b['index']} of {b['size']}, root {b['root']} ({len(b['proof'])} hashes)",
-              markup=False)
+    out.print(
+        f"batch      leaf {b['index']} of {b['size']}, root {b['root']} ({len(b['proof'])} hashes)",
+        markup=False,
+    )
     led = result["ledger"]
-    out.print(f"ledger     event {led['index']} sha256 {led['event_sha256']} ({len(led['proof'])} hashes)",
-              markup=False)
+    out.print(
+        f"ledger     event {led['index']} sha256 {led['event_sha256']} "
+        f"({len(led['proof'])} hashes)",
+        markup=False,
+    )
     out.print("checkpoint (signed):", markup=False)
     out.print(result["checkpoint"], end="", markup=False)
     out.print("verified: record -> batch root -> ledger entry -> checkpoint", markup=False)

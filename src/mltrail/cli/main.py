@@ -84,7 +84,16 @@ def _global(
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from mltrail.cli import artifacts, catalog, demo, ledger, lineage  # noqa: F401
+    from mltrail.cli import (  # noqa: F401
+        artifacts,
+        catalog,
+        demo,
+        governance,
+        ledger,
+        lineage,
+        operations,
+        report,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,11 +37,18 @@ _BIAS = {"churn": -1.5, "fraud": -4.0}
 
 def _feature_row(kind: str, rng: random.Random, shift: float) -> dict[str, float]:
     if kind == "churn":
-        return {"tenure_months": float(rng.randint(1, 72)),
-                "monthly_charges": round(rng.uniform(20, 120) + shift * 15, 2),
-                "support_calls": float(rng.randint(0, 6)), "month_to_month": float(rng.random() < 0.5)}
-    return {"amount": round(rng.expovariate(1 / 80) + shift * 40, 2), "hour": float(rng.randint(0, 23)),
-            "merchant_risk": round(rng.random(), 3), "foreign": float(rng.random() < 0.1)}
+        return {
+            "tenure_months": float(rng.randint(1, 72)),
+            "monthly_charges": round(rng.uniform(20, 120) + shift * 15, 2),
+            "support_calls": float(rng.randint(0, 6)),
+            "month_to_month": float(rng.random() < 0.5),
+        }
+    return {
+        "amount": round(rng.expovariate(1 / 80) + shift * 40, 2),
+        "hour": float(rng.randint(0, 23)),
+        "merchant_risk": round(rng.random(), 3),
+        "foreign": float(rng.random() < 0.1),
+    }
 
 
 def make_rows(kind: str, n: int, *, seed: int, shift: float = 0.0) -> list[dict[str, Any]]:
@@ -50,7 +57,9 @@ def make_rows(kind: str, n: int, *, seed: int, shift: float = 0.0) -> list[dict[
     rows = []
     for _ in range(n):
         features = _feature_row(kind, rng, shift)
-        z = _BIAS[kind] + sum(w * features[f] for w, f in zip(_TRUE[kind], FEATURES[kind], strict=True))
+        z = _BIAS[kind] + sum(
+            w * features[f] for w, f in zip(_TRUE[kind], FEATURES[kind], strict=True)
+        )
         rows.append({"features": features, "label": int(rng.random() < 1 / (1 + math.exp(-z)))})
     return rows
 
@@ -64,25 +73,43 @@ def rows_to_csv(kind: str, rows: Sequence[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
-def train(kind: str, rows: Sequence[Mapping[str, Any]], *, epochs: int = 60, lr: float = 0.5) -> dict[str, Any]:
+def train(
+    kind: str, rows: Sequence[Mapping[str, Any]], *, epochs: int = 60, lr: float = 0.5
+) -> dict[str, Any]:
     """Logistic regression by full-batch gradient descent on standardised features."""
     names = FEATURES[kind]
     columns = [[float(r["features"][f]) for r in rows] for f in names]
     means = [sum(c) / len(c) for c in columns]
-    stds = [max(1e-9, math.sqrt(sum((x - m) ** 2 for x in c) / len(c))) for c, m in zip(columns, means, strict=True)]
-    xs = [[(c[i] - m) / s for c, m, s in zip(columns, means, stds, strict=True)] for i in range(len(rows))]
+    stds = [
+        max(1e-9, math.sqrt(sum((x - m) ** 2 for x in c) / len(c)))
+        for c, m in zip(columns, means, strict=True)
+    ]
+    xs = [
+        [(c[i] - m) / s for c, m, s in zip(columns, means, stds, strict=True)]
+        for i in range(len(rows))
+    ]
     ys = [r["label"] for r in rows]
     weights, bias = [0.0] * len(names), 0.0
     for _ in range(epochs):
         grad, gbias = [0.0] * len(names), 0.0
         for x, y in zip(xs, ys, strict=True):
-            err = 1 / (1 + math.exp(-(bias + sum(w * v for w, v in zip(weights, x, strict=True))))) - y
+            err = (
+                1 / (1 + math.exp(-(bias + sum(w * v for w, v in zip(weights, x, strict=True)))))
+                - y
+            )
             gbias += err
             for j, v in enumerate(x):
                 grad[j] += err * v
         bias -= lr * gbias / len(xs)
         weights = [w - lr * g / len(xs) for w, g in zip(weights, grad, strict=True)]
-    return {"kind": kind, "features": list(names), "weights": weights, "bias": bias, "mean": means, "std": stds}
+    return {
+        "kind": kind,
+        "features": list(names),
+        "weights": weights,
+        "bias": bias,
+        "mean": means,
+        "std": stds,
+    }
 
 
 def auc(weights: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> float:
@@ -94,7 +121,7 @@ def auc(weights: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> float:
     return round((rank_sum - positives * (positives + 1) / 2) / max(1, positives * negatives), 4)
 
 
-SCORE_SOURCE = '''"""Scoring entry point of this model version: predict(features) -> {"score", "label"}."""
+SCORE_SOURCE = '''"""Scoring entry point of this model version: predict(features) -> score."""
 
 import json
 import math
@@ -115,7 +142,9 @@ def predict(features):
 def score(weights: Mapping[str, Any], features: Mapping[str, Any]) -> dict[str, Any]:
     """The same arithmetic as `SCORE_SOURCE`, for use inside the demo itself."""
     z = weights["bias"]
-    for name, w, m, s in zip(weights["features"], weights["weights"], weights["mean"], weights["std"], strict=True):
+    for name, w, m, s in zip(
+        weights["features"], weights["weights"], weights["mean"], weights["std"], strict=True
+    ):
         z += w * (float(features[name]) - m) / s
     p = 1.0 / (1.0 + math.exp(-z))
     return {"score": round(p, 6), "label": int(p >= 0.5)}

@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mltrail.attest import dsse, intoto
-from mltrail.demo.model import make_rows, rows_to_csv, score, train, write_model, auc
+from mltrail.demo.model import auc, make_rows, rows_to_csv, score, train, write_model
 from mltrail.errors import PolicyError
 from mltrail.events import Actor, format_timestamp
 from mltrail.service import Origin, Registry
@@ -55,11 +55,14 @@ metrics:
     min: 0.8
 """
 
-POLICY_PROD_V2 = POLICY_PROD_V1 + """\
+POLICY_PROD_V2 = (
+    POLICY_PROD_V1
+    + """\
 conditions:
   - when: drift_warning
     require: manual_approval
 """
+)
 
 POLICY_FRAUD = """\
 apiVersion: mltrail/v1
@@ -119,13 +122,22 @@ class _Story:
         self.root = directory / "registry"
         self.keys: dict[str, Any] = {}
         self.facts: dict[str, Any] = {}
-        admin = Registry.init(self.root, origin="mltrail.demo/registry", actor=Actor("user", "mlops.alex"),
-                              interface=Origin("demo"), clock=self.clock)
+        admin = Registry.init(
+            self.root,
+            origin="mltrail.demo/registry",
+            actor=Actor("user", "mlops.alex"),
+            interface=Origin("demo"),
+            clock=self.clock,
+        )
         admin.close()
 
     def as_(self, who: str, kind: str = "user") -> Registry:
-        return Registry.open(self.root, actor=Actor(kind, who), origin=Origin("demo"),  # type: ignore[no-any-return]
-                             clock=self.clock)
+        return Registry.open(
+            self.root,
+            actor=Actor(kind, who),
+            origin=Origin("demo"),  # type: ignore[no-any-return]
+            clock=self.clock,
+        )
 
     # -- people, keys, policies ---------------------------------------------------------------
 
@@ -140,8 +152,16 @@ class _Story:
                 ("svc.autoapprove", "Auto-approval bot (AUC threshold)", ["approver"], "service"),
             ):
                 reg.add_principal(pid, display_name=name, kind=kind, roles=roles)
-            for pid, curve in (("svc.ci", "p256"), ("lead.ds", "ed25519"), ("risk.officer", "ed25519")):
-                key = ec.generate_private_key(ec.SECP256R1()) if curve == "p256" else ed25519.Ed25519PrivateKey.generate()
+            for pid, curve in (
+                ("svc.ci", "p256"),
+                ("lead.ds", "ed25519"),
+                ("risk.officer", "ed25519"),
+            ):
+                key = (
+                    ec.generate_private_key(ec.SECP256R1())
+                    if curve == "p256"
+                    else ed25519.Ed25519PrivateKey.generate()
+                )
                 self.keys[pid] = key
                 reg.add_key(pid, dsse.public_key_pem(key.public_key()))
             reg.set_policy(POLICY_PROD_V1)
@@ -154,16 +174,22 @@ class _Story:
         env_id = self._environment()
         with self.as_("ds.maria") as reg:
             reg.register_model("churn", description="Customer churn propensity")
-            reg.register_code(repository="git@git.example.com:ml/churn-features.git", commit=COMMIT_C1)
+            reg.register_code(
+                repository="git@git.example.com:ml/churn-features.git", commit=COMMIT_C1
+            )
             self._dataset(reg, "churn", "DS:2024-05-01", seed=501, shift=0.0)
             self.clock.set("2024-05-02T10:00:00Z")
-            self._train(reg, "churn", "R601", "DS:2024-05-01", COMMIT_C1, env_id, seed=501, epochs=40)
+            self._train(
+                reg, "churn", "R601", "DS:2024-05-01", COMMIT_C1, env_id, seed=501, epochs=40
+            )
         self._release("churn:v1", "2024-05-03T09:00:00Z")
         self.clock.set("2024-05-15T06:00:00Z")
         with self.as_("ds.maria") as reg:
             self._dataset(reg, "churn", "DS:2024-05-15", seed=515, shift=0.0)
             self.clock.set("2024-05-15T11:00:00Z")
-            self._train(reg, "churn", "R678", "DS:2024-05-15", COMMIT_C1, env_id, seed=515, epochs=80)
+            self._train(
+                reg, "churn", "R678", "DS:2024-05-15", COMMIT_C1, env_id, seed=515, epochs=80
+            )
         self._release("churn:v2", "2024-05-16T09:00:00Z")
         self.progress("churn v1, v2 registered, approved, promoted, deployed to D45", 15)
 
@@ -171,37 +197,77 @@ class _Story:
         """The lead data scientist approves (signed), CI promotes, CI deploys to D45."""
         self.clock.set(when)
         with self.as_("lead.ds") as reg:
-            reg.approve(version, stage="production", comment="offline metrics reviewed",
-                        private_key=self.keys["lead.ds"])
+            reg.approve(
+                version,
+                stage="production",
+                comment="offline metrics reviewed",
+                private_key=self.keys["lead.ds"],
+            )
         with self.as_("svc.ci", "service") as reg:
             reg.promote(version, to="production")
             self.clock.now += timedelta(minutes=10)
-            reg.deploy("D45", version, target="k8s/prod/churn-api", config={"replicas": 3, "timeout_ms": 150})
+            reg.deploy(
+                "D45",
+                version,
+                target="k8s/prod/churn-api",
+                config={"replicas": 3, "timeout_ms": 150},
+            )
 
     def _environment(self) -> str:
-        (self.dir / "requirements.txt").write_text("# the demo models need only the standard library\n")
+        (self.dir / "requirements.txt").write_text(
+            "# the demo models need only the standard library\n"
+        )
         with self.as_("svc.ci", "service") as reg:
             done = reg.register_environment(project_dir=self.dir)
         return done.event.subject.id
 
-    def _dataset(self, reg: Registry, kind: str, dataset_id: str, *, seed: int, shift: float) -> None:
+    def _dataset(
+        self, reg: Registry, kind: str, dataset_id: str, *, seed: int, shift: float
+    ) -> None:
         folder = self.dir / "data" / dataset_id.replace(":", "_")
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{kind}.csv").write_text(rows_to_csv(kind, make_rows(kind, 2000, seed=seed, shift=shift)))
-        reg.register_dataset(dataset_id, name=f"{kind}-events", version=dataset_id.split(":", 1)[1],
-                             uri=f"s3://example-datalake/{kind}/{dataset_id.split(':', 1)[1]}/", path=folder)
+        (folder / f"{kind}.csv").write_text(
+            rows_to_csv(kind, make_rows(kind, 2000, seed=seed, shift=shift))
+        )
+        reg.register_dataset(
+            dataset_id,
+            name=f"{kind}-events",
+            version=dataset_id.split(":", 1)[1],
+            uri=f"s3://example-datalake/{kind}/{dataset_id.split(':', 1)[1]}/",
+            path=folder,
+        )
 
-    def _train(self, reg: Registry, kind: str, run_id: str, dataset: str, commit: str, env_id: str, *,
-               seed: int, epochs: int) -> str:
+    def _train(
+        self,
+        reg: Registry,
+        kind: str,
+        run_id: str,
+        dataset: str,
+        commit: str,
+        env_id: str,
+        *,
+        seed: int,
+        epochs: int,
+    ) -> str:
         rows = make_rows(kind, 2000, seed=seed)
         params = {"lr": 0.5, "epochs": epochs, "features": list(rows[0]["features"])}
         started = self.clock()
         weights = train(kind, rows, epochs=epochs)
-        reg.register_run(run_id, params=params, metrics={"auc": auc(weights, rows)}, datasets=[dataset],
-                         commit=commit, environment=env_id, started_at=started, ended_at=self.clock())
+        reg.register_run(
+            run_id,
+            params=params,
+            metrics={"auc": auc(weights, rows)},
+            datasets=[dataset],
+            commit=commit,
+            environment=env_id,
+            started_at=started,
+            ended_at=self.clock(),
+        )
         folder = write_model(self.dir / "models" / run_id, weights)
         self.facts.setdefault("weights", {})[run_id] = weights
-        return reg.add_version(kind, folder, run=run_id, entrypoint="score.py:predict").event.subject.id
+        return reg.add_version(
+            kind, folder, run=run_id, entrypoint="score.py:predict"
+        ).event.subject.id
 
     def predictions(self, count: int) -> None:
         rng = random.Random(123)
@@ -214,8 +280,15 @@ class _Story:
                 pid = "P123" if i == 123 else f"P{1000 + i}"
                 features = rows[rng.randrange(len(rows))]["features"]
                 when = format_timestamp(start + timedelta(seconds=i * 2))
-                batch.append({"prediction_id": pid, "deployment": "D45", "timestamp": when,
-                              "input": features, "output": score(weights, features)})
+                batch.append(
+                    {
+                        "prediction_id": pid,
+                        "deployment": "D45",
+                        "timestamp": when,
+                        "input": features,
+                        "output": score(weights, features),
+                    }
+                )
                 if len(batch) == 10_000 or i == count - 1:
                     self.clock.set(batch[-1]["timestamp"])
                     reg.log_predictions(batch)
@@ -228,27 +301,53 @@ class _Story:
         self.clock.set("2024-06-01T07:30:00Z")
         env_id = self._environment()
         with self.as_("ds.maria") as reg:
-            reg.register_code(repository="git@git.example.com:ml/churn-features.git", commit=COMMIT_C2)
+            reg.register_code(
+                repository="git@git.example.com:ml/churn-features.git", commit=COMMIT_C2
+            )
             self._dataset(reg, "churn", "DS:2024-06-01", seed=601, shift=1.5)
-            reg.record_validation("DS:2024-06-01", check="drift", result="WARNED",
-                                  details={"feature": "monthly_charges", "psi": 0.31, "threshold": 0.2})
+            reg.record_validation(
+                "DS:2024-06-01",
+                check="drift",
+                result="WARNED",
+                details={"feature": "monthly_charges", "psi": 0.31, "threshold": 0.2},
+            )
             self.clock.set("2024-06-01T08:30:00Z")
-            version = self._train(reg, "churn", "R702", "DS:2024-06-01", COMMIT_C2, env_id, seed=601, epochs=80)
+            version = self._train(
+                reg, "churn", "R702", "DS:2024-06-01", COMMIT_C2, env_id, seed=601, epochs=80
+            )
         self.clock.set("2024-06-01T09:02:00Z")
         with self.as_("svc.autoapprove", "service") as reg:
-            reg.approve(version, stage="production", comment="auto-approved: auc above 0.8", kind="automated")
+            reg.approve(
+                version,
+                stage="production",
+                comment="auto-approved: auc above 0.8",
+                kind="automated",
+            )
         self.clock.set("2024-06-01T09:03:00Z")
         with self.as_("svc.ci", "service") as reg:
             reg.promote(version, to="production")
             self.clock.set("2024-06-01T09:05:00Z")
-            reg.deploy("D45", version, target="k8s/prod/churn-api", config={"replicas": 3, "timeout_ms": 150})
+            reg.deploy(
+                "D45",
+                version,
+                target="k8s/prod/churn-api",
+                config={"replicas": 3, "timeout_ms": 150},
+            )
         weights = self.facts["weights"]["R702"]
         rows = make_rows("churn", 200, seed=603, shift=1.5)
         with self.as_("svc.serving", "service") as reg:
-            records = [{"prediction_id": f"P6{i:05d}", "deployment": "D45", "input": r["features"],
-                        "output": score(weights, r["features"]),
-                        "timestamp": format_timestamp(datetime(2024, 6, 1, 9, 6, tzinfo=UTC) + timedelta(seconds=15 * i))}
-                       for i, r in enumerate(rows)]
+            records = [
+                {
+                    "prediction_id": f"P6{i:05d}",
+                    "deployment": "D45",
+                    "input": r["features"],
+                    "output": score(weights, r["features"]),
+                    "timestamp": format_timestamp(
+                        datetime(2024, 6, 1, 9, 6, tzinfo=UTC) + timedelta(seconds=15 * i)
+                    ),
+                }
+                for i, r in enumerate(rows)
+            ]
             self.clock.set(records[-1]["timestamp"])
             reg.log_predictions(records)
         self.clock.set("2024-06-01T10:10:00Z")
@@ -274,8 +373,19 @@ class _Story:
             reg.register_model("fraud", description="Card-not-present fraud score")
             reg.register_code(repository="git@git.example.com:ml/fraud.git", commit=COMMIT_F1)
             self._dataset(reg, "fraud", "DS:fraud-2024-04", seed=706, shift=0.0)
-            versions = [self._train(reg, "fraud", f"RF{n}", "DS:fraud-2024-04", COMMIT_F1, env_id,
-                                    seed=706, epochs=10 + 10 * n) for n in range(1, 6)]
+            versions = [
+                self._train(
+                    reg,
+                    "fraud",
+                    f"RF{n}",
+                    "DS:fraud-2024-04",
+                    COMMIT_F1,
+                    env_id,
+                    seed=706,
+                    epochs=10 + 10 * n,
+                )
+                for n in range(1, 6)
+            ]
         self.facts["fraud_version"] = versions[-1]
         self.progress("fraud v1..v5 registered", 10)
 
@@ -286,11 +396,18 @@ class _Story:
             reg.promote(v5, to="staging")
             self._attest_fraud(reg, v5)
         self.clock.set("2024-06-11T14:00:00Z")
-        for who, at in (("lead.ds", "2024-06-11T14:00:00Z"), ("risk.officer", "2024-06-12T10:30:00Z")):
+        for who, at in (
+            ("lead.ds", "2024-06-11T14:00:00Z"),
+            ("risk.officer", "2024-06-12T10:30:00Z"),
+        ):
             self.clock.set(at)
             with self.as_(who) as reg:
-                reg.approve(v5, stage="production", comment="reviewed tests and bias report",
-                            private_key=self.keys[who])
+                reg.approve(
+                    v5,
+                    stage="production",
+                    comment="reviewed tests and bias report",
+                    private_key=self.keys[who],
+                )
         self.clock.set("2024-06-12T11:00:00Z")
         with self.as_("svc.ci", "service") as reg:
             reg.promote(v5, to="production")
@@ -298,22 +415,36 @@ class _Story:
         self.progress("fraud v5: tests, bias report, two approvals, production", 90)
 
     def _attest_fraud(self, reg: Registry, version: str) -> None:
-        report = json.dumps({"metric": "demographic_parity_difference", "groups": ["A", "B"],
-                             "value": 0.03}, sort_keys=True).encode()
+        report = json.dumps(
+            {"metric": "demographic_parity_difference", "groups": ["A", "B"], "value": 0.03},
+            sort_keys=True,
+        ).encode()
         report_digest = reg.store.put_bytes(report).digest
         key = self.keys["svc.ci"]
         tests = intoto.test_result_predicate(
-            "PASSED", [{"name": "unit-tests", "digest": {"sha256": report_digest}}],
-            passed_tests=["test_schema", "test_auc_floor", "test_latency"])
+            "PASSED",
+            [{"name": "unit-tests", "digest": {"sha256": report_digest}}],
+            passed_tests=["test_schema", "test_auc_floor", "test_latency"],
+        )
         reg.attest(version, predicate_type=intoto.TEST_RESULT, predicate=tests, private_key=key)
-        fairness = fairness_predicate(evaluator="svc.ci", evaluated_at=self.clock(), report_sha256=report_digest,
-                                      metric="demographic_parity_difference", value=0.03, result="PASSED")
+        fairness = fairness_predicate(
+            evaluator="svc.ci",
+            evaluated_at=self.clock(),
+            report_sha256=report_digest,
+            metric="demographic_parity_difference",
+            value=0.03,
+            result="PASSED",
+        )
         reg.attest(version, predicate_type=FAIRNESS_PREDICATE, predicate=fairness, private_key=key)
         self.facts["bias_report_sha256"] = report_digest
 
 
-def build_demo(directory: Path, *, predictions: int = PREDICTIONS,
-               progress: Progress = lambda message, percent: None) -> DemoResult:
+def build_demo(
+    directory: Path,
+    *,
+    predictions: int = PREDICTIONS,
+    progress: Progress = lambda message, percent: None,
+) -> DemoResult:
     """Build the demo registry in ``directory`` (which must not hold one yet)."""
     story = _Story(directory, progress)
     story.people()

@@ -104,6 +104,7 @@ def audit(
     *,
     trusted: str | None = None,
     progress: Progress | None = None,
+    all_signatures: bool = False,
 ) -> AuditReport:
     """Verify the whole log against ``verifier_keys``; see the module docstring.
 
@@ -112,6 +113,8 @@ def audit(
         verifier_keys: note verifier keys of the registry (from its key file or the auditor).
         trusted: a signed checkpoint note kept earlier by the caller or a witness.
         progress: called with (events done, total) every few thousand events.
+        all_signatures: also check the signature of every stored checkpoint, not only the
+            newest (one Ed25519 verification per append ever made).
     """
     keys = list(verifier_keys)
     started = time.perf_counter()
@@ -130,6 +133,8 @@ def audit(
         report.root = tree.hex()
         report.checkpoints_checked = len(checkpoints)
         _check_nodes(conn, leaves, report)
+        if all_signatures:
+            _check_signatures(conn, keys, report)
     _check_coverage(report, latest, pinned)
     report.seconds = time.perf_counter() - started
     return report
@@ -138,6 +143,27 @@ def audit(
 def _checkpoint_roots(conn: Connection) -> dict[int, bytes]:
     rows = conn.execute(sa.select(ledger_checkpoints.c.size, ledger_checkpoints.c.root))
     return {int(size): bytes(root) for size, root in rows}
+
+
+def _check_signatures(conn: Connection, keys: list[str], report: AuditReport) -> None:
+    """Every stored note must be signed by the log and agree with its size and root columns."""
+    c = ledger_checkpoints.c
+    for size, root, note in conn.execute(sa.select(c.size, c.root, c.note).order_by(c.size)):
+        try:
+            body = Checkpoint.from_text(open_note(str(note), keys))
+        except (VerificationError, FormatError) as exc:
+            report.problems.append(
+                Problem("bad signature", f"checkpoint at size {size}: {exc}", int(size) - 1)
+            )
+            continue
+        if body.size != int(size) or body.root_hash != bytes(root):
+            report.problems.append(
+                Problem(
+                    "checkpoint mismatch",
+                    f"note at size {size} disagrees with its columns",
+                    int(size) - 1,
+                )
+            )
 
 
 def _latest_checkpoint(conn: Connection, keys: list[str], report: AuditReport) -> Checkpoint | None:

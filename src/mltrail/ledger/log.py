@@ -206,13 +206,19 @@ class Log:
         return Checkpoint.from_text(open_note(note, [self.verifier_key])), note
 
     def checkpoint_at(self, size: int) -> str:
-        """The signed checkpoint note stored for tree size ``size``."""
+        """The signed checkpoint note stored for tree size ``size``, signature checked.
+
+        Raises:
+            NotFoundError: no checkpoint was signed at that size.
+            VerificationError: the stored note is not signed by this log's key.
+        """
         with self.db.read() as conn:
             note = conn.execute(
                 sa.select(ledger_checkpoints.c.note).where(ledger_checkpoints.c.size == size)
             ).scalar()
         if note is None:
             raise NotFoundError(f"no checkpoint was signed at tree size {size}")
+        open_note(str(note), [self.verifier_key])  # never hand out a note we cannot vouch for
         return str(note)
 
     def event(self, ref: int | str) -> Event:

@@ -116,13 +116,15 @@ def _check_extends(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> 
         )
     if new.size < old.size:
         raise VerificationError(
-            f"checkpoint size {new.size} is smaller than trusted size {old.size}; refusing possible rollback",
+            f"checkpoint size {new.size} is smaller than trusted size {old.size}; "
+            "refusing possible rollback",
             hint="the registry's log was rolled back or replaced by an older copy; investigate",
         )
     if new.size == old.size:
         if new.root_hash != old.root_hash:
             raise VerificationError(
-                f"checkpoint at size {new.size} has a different root than the trusted one: the log forked",
+                f"checkpoint at size {new.size} has a different root than the trusted one: "
+                "the log forked",
                 hint="two different histories were signed by the same key; investigate",
             )
         return
@@ -130,7 +132,8 @@ def _check_extends(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> 
         merkle.verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
     except VerificationError as exc:
         raise VerificationError(
-            f"checkpoint of size {new.size} is not consistent with trusted size {old.size}: {exc.message}",
+            f"checkpoint of size {new.size} is not consistent with trusted size {old.size}: "
+            f"{exc.message}",
             hint="history before the trusted checkpoint was rewritten; investigate",
         ) from exc
 

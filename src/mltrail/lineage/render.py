@@ -31,7 +31,9 @@ def to_dot(edges: Iterable[Mapping[str, str]], title: str = "lineage") -> str:
     names = _ids(items)
     lines = [f'digraph "{_quote(title)}" {{', "  rankdir=LR;", "  node [shape=box];"]
     lines += [f'  {n} [label="{_quote(label)}"];' for label, n in names.items()]
-    lines += [f'  {names[e["from"]]} -> {names[e["to"]]} [label="{_quote(e["role"])}"];' for e in items]
+    lines += [
+        f'  {names[e["from"]]} -> {names[e["to"]]} [label="{_quote(e["role"])}"];' for e in items
+    ]
     return "\n".join([*lines, "}"])
 
 

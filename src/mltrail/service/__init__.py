@@ -12,10 +12,10 @@ True
 from __future__ import annotations
 
 from mltrail.service.base import Appended, Origin
-from mltrail.service.governance import GovernanceUseCases
+from mltrail.service.reproduction import OperationsUseCases
 
 __all__ = ["Appended", "Origin", "Registry"]
 
 
-class Registry(GovernanceUseCases):
+class Registry(OperationsUseCases):
     """The registry: opening, appending, reading, proving, and every use case."""

@@ -8,16 +8,16 @@ the projections in the same transaction.
 from __future__ import annotations
 
 import dataclasses
-from functools import cached_property
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mltrail.artifacts.store import ArtifactStore, open_store
 from mltrail.access import queries as access
 from mltrail.access.roles import decide
+from mltrail.artifacts.store import ArtifactStore, open_store
 from mltrail.errors import (
     AccessDeniedError,
     ConfigError,
@@ -199,21 +199,30 @@ class RegistryCore:
         """The one who creates the registry is its first admin."""
         kind = "service" if self.actor.type == "service" else "user"
         meta = {"principal_type": kind, "display_name": self.actor.id, "roles": ["admin"]}
-        return self._draft(Action.REGISTER, Ref(SubjectType.PRINCIPAL, self.actor.id), metadata=meta)
+        return self._draft(
+            Action.REGISTER, Ref(SubjectType.PRINCIPAL, self.actor.id), metadata=meta
+        )
 
     def _require(self, permission: str, scope: str = "*") -> None:
         """Refuse (and log the refusal) unless the actor may use ``permission`` on ``scope``."""
         with self.db.read() as conn:
             principal = access.get_principal(conn, self.actor.id)
             grants = access.grants_of(conn, self.actor.id)
-        decision = decide(permission, scope, grants, active=principal is not None and principal.active)
+        decision = decide(
+            permission, scope, grants, active=principal is not None and principal.active
+        )
         if not decision:
-            draft = self._draft(Action.REJECT, Ref(SubjectType.PRINCIPAL, self.actor.id),
-                                metadata={"attempted": permission, "scope": scope,
-                                          "reasons": [decision.reason]}, outcome="failure")
+            draft = self._draft(
+                Action.REJECT,
+                Ref(SubjectType.PRINCIPAL, self.actor.id),
+                metadata={"attempted": permission, "scope": scope, "reasons": [decision.reason]},
+                outcome="failure",
+            )
             self._append([draft])
             where = "every model" if scope == "*" else f"model {scope!r}"
-            raise AccessDeniedError(f"{self.actor.id} may not {permission} on {where}: {decision.reason}")
+            raise AccessDeniedError(
+                f"{self.actor.id} may not {permission} on {where}: {decision.reason}"
+            )
 
     def _project(self, conn: Any, events: Sequence[Event]) -> None:
         """Update projections for ``events``; mixins extend this."""
@@ -263,10 +272,20 @@ class RegistryCore:
         }
 
     def verify(
-        self, *, trusted: str | None = None, progress: Progress | None = None
+        self,
+        *,
+        trusted: str | None = None,
+        progress: Progress | None = None,
+        all_signatures: bool = False,
     ) -> AuditReport:
         """Check the whole log; see `mltrail.ledger.audit`."""
-        return audit(self.db, [self.verifier_key], trusted=trusted, progress=progress)
+        return audit(
+            self.db,
+            [self.verifier_key],
+            trusted=trusted,
+            progress=progress,
+            all_signatures=all_signatures,
+        )
 
     # -- artifacts -----------------------------------------------------------------------
 

@@ -141,6 +141,13 @@ class CatalogUseCases(RegistryCore):
         as a canonical JSON document whose SHA-256 is its identity."""
         self._require("register")
         env = environment or capture_environment(project_dir)
+        for lock in env.lockfiles if project_dir is not None else ():
+            # The lockfile itself is kept, so `repro --isolated` can rebuild the environment.
+            path = project_dir / lock.name
+            if path.is_file() and self.store.put_file(path).digest != lock.sha256:
+                raise InvalidInputError(
+                    f"lockfile {path} changed while it was being recorded; try again"
+                )
         document = canonicalize(env.to_dict())
         stored = self.store.put_bytes(document)
         env_id = f"sha256:{stored.digest}"

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import mltrail.access.projector  # noqa: F401  (registers projections)
+import mltrail.access.projector
 import mltrail.catalog.governance  # noqa: F401  (registers projections)
 from mltrail.access import queries as access
 from mltrail.attest import dsse, intoto
@@ -32,7 +32,13 @@ from mltrail.errors import (
 from mltrail.events import Action, Ref, SubjectType, sha256_hex
 from mltrail.ledger.log import EventFilter
 from mltrail.policy.document import Policy
-from mltrail.policy.gate import ApprovalEvidence, AttestationEvidence, Evidence, GateResult, evaluate_gate
+from mltrail.policy.gate import (
+    ApprovalEvidence,
+    AttestationEvidence,
+    Evidence,
+    GateResult,
+    evaluate_gate,
+)
 from mltrail.service.base import Appended
 from mltrail.service.lineage import LineageUseCases
 from mltrail.storage import schema as t
@@ -57,8 +63,9 @@ class GovernanceUseCases(LineageUseCases):
 
     # -- principals, keys, grants, tokens -------------------------------------------------
 
-    def add_principal(self, principal_id: str, *, display_name: str, kind: str = "user",
-                      roles: Sequence[str] = ()) -> Appended:
+    def add_principal(
+        self, principal_id: str, *, display_name: str, kind: str = "user", roles: Sequence[str] = ()
+    ) -> Appended:
         """Register a user or service account with global roles."""
         self._require("administer")
         check_id(principal_id, "principal id")
@@ -66,19 +73,29 @@ class GovernanceUseCases(LineageUseCases):
             raise InvalidInputError(f"principal type {kind!r} must be user or service")
         with self.db.read() as conn:
             if access.get_principal(conn, principal_id) is not None:
-                raise ConflictError(f"principal {principal_id!r} already exists",
-                                    hint="grant it roles with `mltrail access grant`")
+                raise ConflictError(
+                    f"principal {principal_id!r} already exists",
+                    hint="grant it roles with `mltrail access grant`",
+                )
         meta = {"principal_type": kind, "display_name": display_name, "roles": sorted(set(roles))}
-        return self._append([self._draft(Action.REGISTER, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta)])[0]
+        return self._append(
+            [self._draft(Action.REGISTER, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta)]
+        )[0]
 
     def add_key(self, principal_id: str, public_key_pem: bytes | str) -> Appended:
         """Register a principal's public key (Ed25519 or ECDSA P-256) for signatures."""
         self._require("administer")
         key = dsse.load_public_key(public_key_pem)
         self._principal(principal_id)
-        meta = {"kind": "key", "key_id": dsse.key_id(key), "public_key": dsse.public_key_pem(key),
-                "algorithm": "ed25519" if "ED25519" in type(key).__name__.upper() else "ecdsa-p256"}
-        return self._append([self._draft(Action.REGISTER, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta)])[0]
+        meta = {
+            "kind": "key",
+            "key_id": dsse.key_id(key),
+            "public_key": dsse.public_key_pem(key),
+            "algorithm": "ed25519" if "ED25519" in type(key).__name__.upper() else "ecdsa-p256",
+        }
+        return self._append(
+            [self._draft(Action.REGISTER, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta)]
+        )[0]
 
     def grant(self, principal_id: str, role: str, *, scope: str = "*") -> Appended:
         """Give a principal a role on a model (or on every model, scope ``*``)."""
@@ -87,12 +104,21 @@ class GovernanceUseCases(LineageUseCases):
         if scope != "*":
             check_name(scope, "scope")
         self._principal(principal_id)
-        draft = self._draft(Action.GRANT_ACCESS, Ref(SubjectType.PRINCIPAL, principal_id),
-                            metadata={"scope": scope, "role": role})
+        draft = self._draft(
+            Action.GRANT_ACCESS,
+            Ref(SubjectType.PRINCIPAL, principal_id),
+            metadata={"scope": scope, "role": role},
+        )
         return self._append([draft])[0]
 
-    def revoke(self, principal_id: str, *, role: str | None = None, scope: str = "*",
-               key_id: str | None = None) -> Appended:
+    def revoke(
+        self,
+        principal_id: str,
+        *,
+        role: str | None = None,
+        scope: str = "*",
+        key_id: str | None = None,
+    ) -> Appended:
         """Revoke a role, a key, or (with neither) the principal itself."""
         self._require("administer", scope)
         self._principal(principal_id)
@@ -101,7 +127,9 @@ class GovernanceUseCases(LineageUseCases):
             meta["role"] = role
         if key_id is not None:
             meta["key_id"] = key_id
-        draft = self._draft(Action.REVOKE_ACCESS, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta)
+        draft = self._draft(
+            Action.REVOKE_ACCESS, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta
+        )
         return self._append([draft])[0]
 
     def issue_token(self, principal_id: str) -> tuple[str, Appended]:
@@ -110,16 +138,23 @@ class GovernanceUseCases(LineageUseCases):
         self._principal(principal_id)
         token = "mlt_" + secrets.token_urlsafe(32)
         meta = {"token_sha256": sha256_hex(token.encode())}
-        done = self._append([self._draft(Action.GRANT_ACCESS, Ref(SubjectType.PRINCIPAL, principal_id),
-                                         metadata=meta)])[0]
+        done = self._append(
+            [
+                self._draft(
+                    Action.GRANT_ACCESS, Ref(SubjectType.PRINCIPAL, principal_id), metadata=meta
+                )
+            ]
+        )[0]
         return token, done
 
     def _principal(self, principal_id: str) -> access.Principal:
         with self.db.read() as conn:
             found = access.get_principal(conn, principal_id)
         if found is None:
-            raise NotFoundError(f"principal {principal_id!r} is not registered",
-                                hint="add it with `mltrail access add`")
+            raise NotFoundError(
+                f"principal {principal_id!r} is not registered",
+                hint="add it with `mltrail access add`",
+            )
         return found
 
     # -- policies -----------------------------------------------------------------------------
@@ -130,23 +165,48 @@ class GovernanceUseCases(LineageUseCases):
         self._require("administer", policy.scope)
         stored = self.store.put_bytes(text.encode())
         with self.db.read() as conn:
-            current = conn.execute(sa.select(t.policies.c.version).where(
-                t.policies.c.scope == policy.scope, t.policies.c.stage == policy.stage)).scalar()
-        meta = {"scope": policy.scope, "stage": policy.stage, "version": int(current or 0) + 1,
-                "document_sha256": policy.digest, "document": policy.to_dict(), "source_sha256": stored.digest}
-        draft = self._draft(Action.SET_POLICY, Ref(SubjectType.POLICY, f"{policy.scope}/{policy.stage}"),
-                            metadata=meta, artifact_sha256=stored.digest)
+            current = conn.execute(
+                sa.select(t.policies.c.version).where(
+                    t.policies.c.scope == policy.scope, t.policies.c.stage == policy.stage
+                )
+            ).scalar()
+        meta = {
+            "scope": policy.scope,
+            "stage": policy.stage,
+            "version": int(current or 0) + 1,
+            "document_sha256": policy.digest,
+            "document": policy.to_dict(),
+            "source_sha256": stored.digest,
+        }
+        draft = self._draft(
+            Action.SET_POLICY,
+            Ref(SubjectType.POLICY, f"{policy.scope}/{policy.stage}"),
+            metadata=meta,
+            artifact_sha256=stored.digest,
+        )
         return self._append([draft])[0]
 
     def policy_in_force(self, model: str, stage: str) -> tuple[Policy, dict[str, Any]] | None:
         """The policy for ``model`` (else for ``*``) and ``stage``, with its version and event."""
         with self.db.read() as conn:
             for scope in (model, "*"):
-                row = conn.execute(sa.select(t.policies).where(
-                    t.policies.c.scope == scope, t.policies.c.stage == stage)).mappings().first()
+                row = (
+                    conn.execute(
+                        sa.select(t.policies).where(
+                            t.policies.c.scope == scope, t.policies.c.stage == stage
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
                 if row is not None:
-                    info = {"scope": scope, "stage": stage, "version": row["version"],
-                            "digest": row["document_sha256"], "event": row["seq"]}
+                    info = {
+                        "scope": scope,
+                        "stage": stage,
+                        "version": row["version"],
+                        "digest": row["document_sha256"],
+                        "event": row["seq"],
+                    }
                     return Policy.from_dict(loads(row["document"])), info
         return None
 
@@ -166,43 +226,81 @@ class GovernanceUseCases(LineageUseCases):
             raise VerificationError(
                 f"attestation is about a different artifact than {row['version_id']} "
                 f"(sha256 {row['manifest_sha256'][:16]}…)",
-                hint="attest the version's manifest digest (`mltrail model show`)")
+                hint="attest the version's manifest digest (`mltrail model show`)",
+            )
         stored = self.store.put_bytes(canonicalize(dict(envelope)))
-        meta = {"predicate_type": statement.predicate_type, "name": _attestation_name(statement),
-                "result": _attestation_result(statement), "metrics": _attestation_metrics(statement),
-                "signer": key["principal_id"], "key_id": key["key_id"],
-                "subject_sha256": row["manifest_sha256"], "issued_at": _issued_at(statement, self.clock())}
-        draft = self._draft(Action.ATTEST, Ref(SubjectType.ATTESTATION, stored.digest, digest=stored.digest),
-                            related=[Ref(SubjectType.MODEL_VERSION, row["version_id"], role="attests",
-                                         digest=row["manifest_sha256"])],
-                            metadata=meta, artifact_sha256=stored.digest)
+        meta = {
+            "predicate_type": statement.predicate_type,
+            "name": _attestation_name(statement),
+            "result": _attestation_result(statement),
+            "metrics": _attestation_metrics(statement),
+            "signer": key["principal_id"],
+            "key_id": key["key_id"],
+            "subject_sha256": row["manifest_sha256"],
+            "issued_at": _issued_at(statement, self.clock()),
+        }
+        draft = self._draft(
+            Action.ATTEST,
+            Ref(SubjectType.ATTESTATION, stored.digest, digest=stored.digest),
+            related=[
+                Ref(
+                    SubjectType.MODEL_VERSION,
+                    row["version_id"],
+                    role="attests",
+                    digest=row["manifest_sha256"],
+                )
+            ],
+            metadata=meta,
+            artifact_sha256=stored.digest,
+        )
         return self._append([draft])[0]
 
-    def attest(self, version: str, *, predicate_type: str, predicate: Mapping[str, Any],
-               private_key: Any) -> Appended:
+    def attest(
+        self, version: str, *, predicate_type: str, predicate: Mapping[str, Any], private_key: Any
+    ) -> Appended:
         """Create an in-toto statement about the version, sign it with ``private_key`` (the
         signer's own registered key) and attach it."""
         row = self.get_version(self.resolve_version(version))
         statement = intoto.Statement(
-            subject=[intoto.ResourceDescriptor(name=row["version_id"], digest={"sha256": row["manifest_sha256"]})],
-            predicate_type=predicate_type, predicate=dict(predicate))
+            subject=[
+                intoto.ResourceDescriptor(
+                    name=row["version_id"], digest={"sha256": row["manifest_sha256"]}
+                )
+            ],
+            predicate_type=predicate_type,
+            predicate=dict(predicate),
+        )
         return self.attach(version, intoto.sign_statement(statement, private_key))
 
-    def _open_envelope(self, envelope: Mapping[str, Any]) -> tuple[intoto.Statement, dict[str, str]]:
+    def _open_envelope(
+        self, envelope: Mapping[str, Any]
+    ) -> tuple[intoto.Statement, dict[str, str]]:
         with self.db.read() as conn:
             keys = access.active_keys(conn)
         for key in keys:
             try:
-                return intoto.open_statement(envelope, [dsse.load_public_key(key["public_key"])]), key
+                return intoto.open_statement(
+                    envelope, [dsse.load_public_key(key["public_key"])]
+                ), key
             except VerificationError:
                 continue
-        raise VerificationError("attestation signature does not verify with any registered, unrevoked key",
-                                hint="register the signer's public key with `mltrail access add-key`")
+        raise VerificationError(
+            "attestation signature does not verify with any registered, unrevoked key",
+            hint="register the signer's public key with `mltrail access add-key`",
+        )
 
     # -- approvals ----------------------------------------------------------------------------
 
-    def approve(self, version: str, *, stage: str, meaning: str = "approval", comment: str | None = None,
-                private_key: Any = None, kind: str = "manual") -> Appended:
+    def approve(
+        self,
+        version: str,
+        *,
+        stage: str,
+        meaning: str = "approval",
+        comment: str | None = None,
+        private_key: Any = None,
+        kind: str = "manual",
+    ) -> Appended:
         """Record an approval of ``version`` for ``stage``, bound to its manifest digest, and
         signed with the approver's own key when one is given."""
         row = self.get_version(self.resolve_version(version))
@@ -210,20 +308,36 @@ class GovernanceUseCases(LineageUseCases):
         if meaning not in MEANINGS or stage not in STAGES or kind not in ("manual", "automated"):
             raise InvalidInputError(f"approval needs --meaning in {MEANINGS}, --to in {STAGES}")
         principal = self._principal(self.actor.id)
-        meta: dict[str, Any] = {"stage": stage, "meaning": meaning, "version_sha256": row["manifest_sha256"],
-                                "approver": {"id": principal.principal_id, "name": principal.display_name},
-                                "kind": kind, "comment": comment}
+        meta: dict[str, Any] = {
+            "stage": stage,
+            "meaning": meaning,
+            "version_sha256": row["manifest_sha256"],
+            "approver": {"id": principal.principal_id, "name": principal.display_name},
+            "kind": kind,
+            "comment": comment,
+        }
         if private_key is not None:
             meta["signature"] = self._signed_approval(row, meta, private_key)
-        draft = self._draft(Action.APPROVE, Ref(SubjectType.MODEL_VERSION, row["version_id"],
-                                                digest=row["manifest_sha256"]), metadata=meta)
+        draft = self._draft(
+            Action.APPROVE,
+            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+            metadata=meta,
+        )
         return self._append([draft])[0]
 
-    def _signed_approval(self, row: Mapping[str, Any], meta: Mapping[str, Any], private_key: Any) -> dict[str, Any]:
+    def _signed_approval(
+        self, row: Mapping[str, Any], meta: Mapping[str, Any], private_key: Any
+    ) -> dict[str, Any]:
         predicate = {k: meta[k] for k in ("stage", "meaning", "approver", "comment")}
         statement = intoto.Statement(
-            subject=[intoto.ResourceDescriptor(name=row["version_id"], digest={"sha256": row["manifest_sha256"]})],
-            predicate_type=APPROVAL_PREDICATE, predicate=predicate)
+            subject=[
+                intoto.ResourceDescriptor(
+                    name=row["version_id"], digest={"sha256": row["manifest_sha256"]}
+                )
+            ],
+            predicate_type=APPROVAL_PREDICATE,
+            predicate=predicate,
+        )
         envelope = intoto.sign_statement(statement, private_key)
         self._open_envelope(envelope)  # refuse a signature no registered key verifies
         return envelope
@@ -234,9 +348,12 @@ class GovernanceUseCases(LineageUseCases):
         self._require("approve", row["model"])
         if not reason:
             raise InvalidInputError("a rejection needs a reason (--reason)")
-        draft = self._draft(Action.REJECT, Ref(SubjectType.MODEL_VERSION, row["version_id"],
-                                               digest=row["manifest_sha256"]),
-                            metadata={"stage": stage, "reasons": [reason], "kind": "review"}, outcome="failure")
+        draft = self._draft(
+            Action.REJECT,
+            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+            metadata={"stage": stage, "reasons": [reason], "kind": "review"},
+            outcome="failure",
+        )
         return self._append([draft])[0]
 
     # -- the gate --------------------------------------------------------------------------
@@ -270,63 +387,129 @@ class GovernanceUseCases(LineageUseCases):
             self._require("override", row["model"])
         return self._append([self._promotion(row, to, decision, override_reason)])[0]
 
-    def _refuse_promotion(self, row: Mapping[str, Any], to: str, gate: GateResult, decision: Any) -> None:
+    def _refuse_promotion(
+        self, row: Mapping[str, Any], to: str, gate: GateResult, decision: Any
+    ) -> None:
         reasons = [f"{r.rule}: {r.detail}" for r in gate.failed()]
-        draft = self._draft(Action.REJECT, Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
-                            metadata={"attempted": "promote", "to_stage": to, "reasons": reasons,
-                                      "decision": decision}, outcome="failure")
+        draft = self._draft(
+            Action.REJECT,
+            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+            metadata={
+                "attempted": "promote",
+                "to_stage": to,
+                "reasons": reasons,
+                "decision": decision,
+            },
+            outcome="failure",
+        )
         self._append([draft])
-        raise PolicyError(f"promotion of {row['version_id']} to {to} refused by policy", errors=reasons,
-                          hint=f"see each rule with `mltrail policy check {row['version_id']} --to {to}`")
+        raise PolicyError(
+            f"promotion of {row['version_id']} to {to} refused by policy",
+            errors=reasons,
+            hint=f"see each rule with `mltrail policy check {row['version_id']} --to {to}`",
+        )
 
-    def _promotion(self, row: Mapping[str, Any], to: str, decision: dict[str, Any], override: str | None) -> Any:
+    def _promotion(
+        self, row: Mapping[str, Any], to: str, decision: dict[str, Any], override: str | None
+    ) -> Any:
         with self.db.read() as conn:
-            displaced = queries.production_version(conn, row["model"]) if to == "production" else None
+            displaced = (
+                queries.production_version(conn, row["model"]) if to == "production" else None
+            )
         vsa = self._verification_summary(row, to, decision)
-        meta = {"from_stage": row["stage"], "to_stage": to, "model": row["model"], "decision": decision,
-                "displaced": displaced if displaced != row["version_id"] else None,
-                "verification_attestation": vsa, "override": override is not None}
+        meta = {
+            "from_stage": row["stage"],
+            "to_stage": to,
+            "model": row["model"],
+            "decision": decision,
+            "displaced": displaced if displaced != row["version_id"] else None,
+            "verification_attestation": vsa,
+            "override": override is not None,
+        }
         if override is not None:
             meta["override_reason"] = override
-        return self._draft(Action.PROMOTE, Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
-                           related=[Ref(SubjectType.POLICY, f"{decision['policy']['scope']}/{to}", role="decided_by")]
-                           if decision.get("policy") else [], metadata=meta, artifact_sha256=row["manifest_sha256"])
+        return self._draft(
+            Action.PROMOTE,
+            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+            related=[
+                Ref(SubjectType.POLICY, f"{decision['policy']['scope']}/{to}", role="decided_by")
+            ]
+            if decision.get("policy")
+            else [],
+            metadata=meta,
+            artifact_sha256=row["manifest_sha256"],
+        )
 
-    def _verification_summary(self, row: Mapping[str, Any], to: str, decision: Mapping[str, Any]) -> str:
+    def _verification_summary(
+        self, row: Mapping[str, Any], to: str, decision: Mapping[str, Any]
+    ) -> str:
         """A registry-signed SLSA verification summary of the decision, stored; its digest."""
         statement = intoto.Statement(
-            subject=[intoto.ResourceDescriptor(name=row["version_id"], digest={"sha256": row["manifest_sha256"]})],
+            subject=[
+                intoto.ResourceDescriptor(
+                    name=row["version_id"], digest={"sha256": row["manifest_sha256"]}
+                )
+            ],
             predicate_type=VSA_PREDICATE,
-            predicate={"verifier": {"id": self.settings.origin}, "timeVerified": self.clock(),
-                       "policy": {"digest": {"sha256": (decision.get("policy") or {}).get("digest") or sha256_hex(b"")}},
-                       "verificationResult": "PASSED" if decision["allowed"] else "FAILED",
-                       "verifiedLevels": [f"MLTRAIL_GATE_{to.upper()}"],
-                       "rules": [{"rule": r["rule"], "ok": r["ok"]} for r in decision["rules"]]})
+            predicate={
+                "verifier": {"id": self.settings.origin},
+                "timeVerified": self.clock(),
+                "policy": {
+                    "digest": {
+                        "sha256": (decision.get("policy") or {}).get("digest") or sha256_hex(b"")
+                    }
+                },
+                "verificationResult": "PASSED" if decision["allowed"] else "FAILED",
+                "verifiedLevels": [f"MLTRAIL_GATE_{to.upper()}"],
+                "rules": [{"rule": r["rule"], "ok": r["ok"]} for r in decision["rules"]],
+            },
+        )
         key = Ed25519PrivateKey.from_private_bytes(self.signer.seed)
         return self.store.put_bytes(canonicalize(intoto.sign_statement(statement, key))).digest
 
     def registry_public_key_pem(self) -> str:
         """The registry's Ed25519 public key as PEM (verifies its DSSE verification summaries)."""
-        return dsse.public_key_pem(Ed25519PrivateKey.from_private_bytes(self.signer.seed).public_key())
+        return dsse.public_key_pem(
+            Ed25519PrivateKey.from_private_bytes(self.signer.seed).public_key()
+        )
 
     # -- evidence --------------------------------------------------------------------------
 
     def _evidence(self, row: Mapping[str, Any], to: str) -> Evidence:
         with self.db.read() as conn:
             run = queries.find(conn, "run", row["run_id"]) if row.get("run_id") else None
-            approvals = [self._approval_evidence(conn, a, row["model"]) for a in conn.execute(
-                sa.select(t.approvals).where(t.approvals.c.version_id == row["version_id"])).mappings()]
-            attestations = [self._attestation_evidence(conn, a, row["model"]) for a in conn.execute(
-                sa.select(t.attestations).where(t.attestations.c.subject_id == row["version_id"])).mappings()]
+            approvals = [
+                self._approval_evidence(conn, a, row["model"])
+                for a in conn.execute(
+                    sa.select(t.approvals).where(t.approvals.c.version_id == row["version_id"])
+                ).mappings()
+            ]
+            attestations = [
+                self._attestation_evidence(conn, a, row["model"])
+                for a in conn.execute(
+                    sa.select(t.attestations).where(
+                        t.attestations.c.subject_id == row["version_id"]
+                    )
+                ).mappings()
+            ]
             datasets = queries.run_datasets(conn, row["run_id"]) if row.get("run_id") else []
         flags = set(row["flags"]) | ({"drift_warning"} if self._drift_in(datasets) else set())
         return Evidence(
-            version_id=row["version_id"], version_sha256=row["manifest_sha256"], current_stage=row["stage"],
-            target_stage=to, registrant=row["registered_by"], run_author=run["author"] if run else None,
+            version_id=row["version_id"],
+            version_sha256=row["manifest_sha256"],
+            current_stage=row["stage"],
+            target_stage=to,
+            registrant=row["registered_by"],
+            run_author=run["author"] if run else None,
             promoter=self.actor.id,
-            run_metrics={k: float(v) for k, v in (run["metrics"] if run else {}).items() if _number(v)},
-            approvals=tuple(approvals), attestations=tuple(attestations), flags=frozenset(flags),
-            now=self.clock())
+            run_metrics={
+                k: float(v) for k, v in (run["metrics"] if run else {}).items() if _number(v)
+            },
+            approvals=tuple(approvals),
+            attestations=tuple(attestations),
+            flags=frozenset(flags),
+            now=self.clock(),
+        )
 
     def _approval_evidence(self, conn: Any, a: Mapping[str, Any], model: str) -> ApprovalEvidence:
         principal = access.get_principal(conn, a["approver"])
@@ -334,13 +517,22 @@ class GovernanceUseCases(LineageUseCases):
         valid = False
         event = self.log.event(int(a["seq"]))
         if a["signed"]:
-            valid = self._signature_valid(event.metadata.get("signature"), a["approver"], a["version_sha256"])
+            valid = self._signature_valid(
+                event.metadata.get("signature"), a["approver"], a["version_sha256"]
+            )
         return ApprovalEvidence(
-            seq=int(a["seq"]), approver=a["approver"],
+            seq=int(a["seq"]),
+            approver=a["approver"],
             approver_roles=frozenset(grants.get(model, set()) | grants.get("*", set())),
-            approver_active=bool(principal and principal.active), meaning=a["meaning"], stage=a["stage"],
-            version_sha256=a["version_sha256"], kind=a["kind"], signed=bool(a["signed"]),
-            signature_valid=valid, at=a["at"])
+            approver_active=bool(principal and principal.active),
+            meaning=a["meaning"],
+            stage=a["stage"],
+            version_sha256=a["version_sha256"],
+            kind=a["kind"],
+            signed=bool(a["signed"]),
+            signature_valid=valid,
+            at=a["at"],
+        )
 
     def _signature_valid(self, envelope: Any, principal_id: str, digest: str) -> bool:
         if not isinstance(envelope, Mapping):
@@ -349,53 +541,85 @@ class GovernanceUseCases(LineageUseCases):
             keys = access.active_keys(conn, principal_id)
         for key in keys:
             try:
-                statement = intoto.open_statement(envelope, [dsse.load_public_key(key["public_key"])])
+                statement = intoto.open_statement(
+                    envelope, [dsse.load_public_key(key["public_key"])]
+                )
             except (VerificationError, FormatError):
                 continue
             return intoto.matches_subject(statement, digest)
         return False
 
-    def _attestation_evidence(self, conn: Any, a: Mapping[str, Any], model: str) -> AttestationEvidence:
+    def _attestation_evidence(
+        self, conn: Any, a: Mapping[str, Any], model: str
+    ) -> AttestationEvidence:
         # Verified again when the gate reads it: the key must still be registered and active.
         envelope = loads(self.store.read_bytes(a["envelope_sha256"]))
-        key_rows = [k for k in access.active_keys(conn, a["signer"]) if k["key_id"] == a["signer_key_id"]]
+        key_rows = [
+            k for k in access.active_keys(conn, a["signer"]) if k["key_id"] == a["signer_key_id"]
+        ]
         valid = False
         statement = None
         for key in key_rows:
             try:
-                statement = intoto.open_statement(envelope, [dsse.load_public_key(key["public_key"])])
+                statement = intoto.open_statement(
+                    envelope, [dsse.load_public_key(key["public_key"])]
+                )
                 valid = True
             except (VerificationError, FormatError):
                 valid = False
         grants = access.grants_of(conn, a["signer"])
-        subject = a["subject_sha256"] if statement is None or intoto.matches_subject(statement, a["subject_sha256"]) else ""
+        subject = (
+            a["subject_sha256"]
+            if statement is None or intoto.matches_subject(statement, a["subject_sha256"])
+            else ""
+        )
         event = self.log.event(int(a["seq"]))
         return AttestationEvidence(
-            seq=int(a["seq"]), envelope_sha256=a["envelope_sha256"], predicate_type=a["predicate_type"],
-            name=a["name"], result=a["result"], signer=a["signer"],
-            signer_roles=frozenset(grants.get(model, set()) | grants.get("*", set())), signature_valid=valid,
-            subject_sha256=subject, issued_at=a["issued_at"],
-            metrics={k: float(v) for k, v in event.metadata.get("metrics", {}).items() if _number(v)})
+            seq=int(a["seq"]),
+            envelope_sha256=a["envelope_sha256"],
+            predicate_type=a["predicate_type"],
+            name=a["name"],
+            result=a["result"],
+            signer=a["signer"],
+            signer_roles=frozenset(grants.get(model, set()) | grants.get("*", set())),
+            signature_valid=valid,
+            subject_sha256=subject,
+            issued_at=a["issued_at"],
+            metrics={
+                k: float(v) for k, v in event.metadata.get("metrics", {}).items() if _number(v)
+            },
+        )
 
     def _drift_in(self, datasets: Sequence[str]) -> bool:
         """A data validation that flagged drift on any dataset the version was trained on."""
         for dataset in datasets:
-            events = self.events(EventFilter(subject_type="dataset", subject_id=dataset, action="validate"))
-            if any(e.metadata.get("check") == "drift" and e.metadata.get("result") in ("WARNED", "FAILED")
-                   for e in events):
+            events = self.events(
+                EventFilter(subject_type="dataset", subject_id=dataset, action="validate")
+            )
+            if any(
+                e.metadata.get("check") == "drift"
+                and e.metadata.get("result") in ("WARNED", "FAILED")
+                for e in events
+            ):
                 return True
         return False
 
-    def record_validation(self, dataset_id: str, *, check: str, result: str,
-                          details: Mapping[str, Any] | None = None) -> Appended:
+    def record_validation(
+        self, dataset_id: str, *, check: str, result: str, details: Mapping[str, Any] | None = None
+    ) -> Appended:
         """A data validation result on a dataset (drift, schema, …): PASSED, WARNED or FAILED."""
         self._require("register")
         if result not in ("PASSED", "WARNED", "FAILED"):
-            raise InvalidInputError(f"validation result {result!r} must be PASSED, WARNED or FAILED")
+            raise InvalidInputError(
+                f"validation result {result!r} must be PASSED, WARNED or FAILED"
+            )
         with self.db.read() as conn:
             row = queries.get(conn, "dataset", dataset_id)
-        draft = self._draft(Action.VALIDATE, Ref(SubjectType.DATASET, dataset_id, digest=row["digest"]),
-                            metadata={"check": check, "result": result, "details": dict(details or {})})
+        draft = self._draft(
+            Action.VALIDATE,
+            Ref(SubjectType.DATASET, dataset_id, digest=row["digest"]),
+            metadata={"check": check, "result": result, "details": dict(details or {})},
+        )
         return self._append([draft])[0]
 
 
@@ -434,9 +658,16 @@ def _issued_at(statement: intoto.Statement, default: str) -> str:
     return default
 
 
-def fairness_predicate(*, evaluator: str, evaluated_at: str, report_sha256: str, metric: str,
-                       value: float, result: str) -> dict[str, Any]:
+def fairness_predicate(
+    *, evaluator: str, evaluated_at: str, report_sha256: str, metric: str, value: float, result: str
+) -> dict[str, Any]:
     """The seed's mini challenge: a fairness attestation in six fields — who, when, the
     report's hash (linkable artifact), the metric, its value and the result."""
-    return {"evaluator": evaluator, "evaluated_at": evaluated_at, "report": {"sha256": report_sha256},
-            "metric": metric, "value": value, "result": result}
+    return {
+        "evaluator": evaluator,
+        "evaluated_at": evaluated_at,
+        "report": {"sha256": report_sha256},
+        "metric": metric,
+        "value": value,
+        "result": result,
+    }

@@ -82,8 +82,7 @@ class PredictionUseCases(CatalogUseCases):
 
     def input_hmac(self, value: Any) -> str:
         """The keyed hash under which a sensitive value may enter the log."""
-        key = self.settings.resolve(self.root, self.settings.secret_file).read_bytes()
-        return hmac.new(key, canonicalize(value), hashlib.sha256).hexdigest()
+        return hmac.new(self.secret, canonicalize(value), hashlib.sha256).hexdigest()
 
     def log_predictions(
         self, records: Iterable[Mapping[str, Any]], *, keep_inputs: bool = True
@@ -108,15 +107,18 @@ class PredictionUseCases(CatalogUseCases):
             raise InvalidInputError(
                 f"{len(raw)} records in one call; send at most {MAX_BATCH} at a time"
             )
-        secret = self.settings.resolve(self.root, self.settings.secret_file).read_bytes()
+        secret = self.secret
         served = self._served_versions(
             {str(r.get("deployment")) for r in raw if isinstance(r, Mapping)}
         )
-        groups: dict[tuple[str, str], list[tuple[PredictionRecord, Any]]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[tuple[PredictionRecord, Any, str | None]]] = defaultdict(
+            list
+        )
         for item in raw:
             record, raw_input = _record(item, served, secret, self.clock)
-            groups[(record.deployment, record.version)].append((record, raw_input))
-        _check_unique([r for group in groups.values() for r, _ in group])
+            subject = str(item["subject"]) if item.get("subject") is not None else None
+            groups[(record.deployment, record.version)].append((record, raw_input, subject))
+        _check_unique([r for group in groups.values() for r, _, _ in group])
         prepared = [self._prepare_batch(group, keep_inputs) for group in groups.values()]
 
         def project(conn: Any, events: Sequence[Event]) -> None:
@@ -128,7 +130,7 @@ class PredictionUseCases(CatalogUseCases):
         try:  # every batch in one transaction: all of them are logged, or none
             return self._append([b.draft for b in prepared], project=project)
         except _DuplicatePredictionError as exc:
-            records = [r for group in groups.values() for r, _ in group]
+            records = [r for group in groups.values() for r, _, _ in group]
             raise ConflictError(
                 f"prediction ids already logged: {', '.join(self._logged(records)[:5])}",
                 hint="prediction ids are unique; a logged prediction cannot be replaced",
@@ -142,9 +144,9 @@ class PredictionUseCases(CatalogUseCases):
             }
 
     def _prepare_batch(
-        self, group: Sequence[tuple[PredictionRecord, Any]], keep_inputs: bool
+        self, group: Sequence[tuple[PredictionRecord, Any, str | None]], keep_inputs: bool
     ) -> _Prepared:
-        records = [r for r, _ in group]
+        records = [r for r, _, _ in group]
         blobs = [r.to_bytes() for r in records]
         digests = [hashlib.sha256(b).digest() for b in blobs]
         root = merkle.root_hash([merkle.leaf_hash(d) for d in digests])
@@ -180,7 +182,9 @@ class PredictionUseCases(CatalogUseCases):
             for i, (r, d, b) in enumerate(zip(records, digests, blobs, strict=True))
         ]
         inputs = (
-            [(r.prediction_id, raw) for r, raw in group if raw is not None] if keep_inputs else []
+            [(r.prediction_id, raw, who) for r, raw, who in group if raw is not None]
+            if keep_inputs
+            else []
         )
         return _Prepared(draft, rows, inputs)
 
@@ -197,7 +201,9 @@ class PredictionUseCases(CatalogUseCases):
                 )
             ]
 
-    def _keep_inputs(self, conn: Any, inputs: Sequence[tuple[str, Any]], event: Event) -> None:
+    def _keep_inputs(
+        self, conn: Any, inputs: Sequence[tuple[str, Any, str | None]], event: Event
+    ) -> None:
         """Hook for the privacy use cases (payload store); nothing kept by default."""
 
     # -- proofs ----------------------------------------------------------------------------
@@ -259,7 +265,7 @@ class _Prepared:
 
     draft: Draft
     rows: list[dict[str, Any]]
-    inputs: list[tuple[str, Any]]
+    inputs: list[tuple[str, Any, str | None]]
 
 
 def _record(
