@@ -40,11 +40,14 @@ class ActorSettings(BaseModel):
 
 
 class RedactionRule(BaseModel):
-    """Metadata keys (exact names or regular expressions) to drop or replace by a keyed hash."""
+    """What to drop or replace by a keyed hash before an event is built: a key name
+    (``field``), a key regular expression (``pattern``) or a value regular expression
+    (``value_pattern``, matched against whole string values)."""
 
     model_config = ConfigDict(extra="forbid")
     field: str | None = None
     pattern: str | None = None
+    value_pattern: str | None = None
     action: Literal["drop", "hash"] = "hash"
 
 

@@ -339,7 +339,14 @@ class GovernanceUseCases(LineageUseCases):
             predicate=predicate,
         )
         envelope = intoto.sign_statement(statement, private_key)
-        self._open_envelope(envelope)  # refuse a signature no registered key verifies
+        approver = meta["approver"]["id"]
+        if not self._signature_valid(envelope, approver, row["manifest_sha256"]):
+            # Only the approver's own registered key may sign their approval.
+            raise VerificationError(
+                f"approval signature does not verify with a registered, unrevoked key "
+                f"of {approver}",
+                hint=f"sign with {approver}'s own key, registered with `mltrail access add-key`",
+            )
         return envelope
 
     def reject_version(self, version: str, *, stage: str, reason: str) -> Appended:

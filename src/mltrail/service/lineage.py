@@ -138,9 +138,22 @@ class LineageUseCases(PredictionUseCases):
         seqs = sa.select(refs.c.seq).where(
             refs.c.ref_type == "model_version", refs.c.ref_id.startswith(prefix, autoescape=True)
         )
+        # Retiring a deployment names no version, so find it through the deployments that
+        # served one of this model's versions.
+        served = sa.select(refs.c.ref_id).where(
+            refs.c.ref_type == "deployment", refs.c.seq.in_(seqs)
+        )
+        retired = sa.and_(
+            e.c.action == "retire", e.c.subject_type == "deployment", e.c.subject_id.in_(served)
+        )
         query = (
             sa.select(e.c.body)
-            .where(e.c.seq.in_(seqs), e.c.ts <= until, e.c.action.in_((*_STAGE_ACTIONS, "deploy")))
+            .where(
+                sa.or_(
+                    sa.and_(e.c.seq.in_(seqs), e.c.action.in_((*_STAGE_ACTIONS, "deploy"))), retired
+                ),
+                e.c.ts <= until,
+            )
             .order_by(e.c.seq)
         )
         with self.db.read() as conn:

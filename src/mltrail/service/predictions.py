@@ -10,7 +10,6 @@ provable record → batch root → ledger entry → signed checkpoint.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from mltrail.events import (
     uuid7,
 )
 from mltrail.ledger import merkle
+from mltrail.privacy.redaction import keyed_hash
 from mltrail.service.base import Appended
 from mltrail.service.catalog import CatalogUseCases
 from mltrail.storage import schema as t
@@ -82,7 +82,7 @@ class PredictionUseCases(CatalogUseCases):
 
     def input_hmac(self, value: Any) -> str:
         """The keyed hash under which a sensitive value may enter the log."""
-        return hmac.new(self.secret, canonicalize(value), hashlib.sha256).hexdigest()
+        return keyed_hash(self.secret, value)
 
     def log_predictions(
         self, records: Iterable[Mapping[str, Any]], *, keep_inputs: bool = True
@@ -278,7 +278,7 @@ def _record(
     version = item.get("version") or served[deployment]
     if "input" in item:
         raw_input = item["input"]
-        digest = hmac.new(secret, canonicalize(raw_input), hashlib.sha256).hexdigest()
+        digest = keyed_hash(secret, raw_input)
     elif "input_hmac" in item:
         raw_input, digest = None, str(item["input_hmac"])
     else:

@@ -4,7 +4,6 @@ against the log (seed step 7). Both append their outcome as evidence.
 
 from __future__ import annotations
 
-import hmac
 import json
 import random
 import shlex
@@ -18,11 +17,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from mltrail.artifacts.manifest import Manifest
-from mltrail.canonical import canonicalize, loads
+from mltrail.canonical import loads
 from mltrail.capture.environment import Environment, capture_environment, diff_environments
-from mltrail.errors import IntegrityError, InvalidInputError, NotFoundError, StorageError
+from mltrail.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+)
 from mltrail.events import Action, Event, Ref, SubjectType
+from mltrail.privacy.redaction import keyed_hash
+from mltrail.repro.lockfile import lockfile_format
 from mltrail.repro.runner import (
+    ScoringError,
     build_isolated_env,
     compare_outputs,
     score_in_process,
@@ -68,6 +76,8 @@ class OperationsUseCases(PrivacyUseCases):
                 result.update(self._rerun(trace, Path(scratch), isolated, wheel_dir, tolerance))
             except _NotReproducible as exc:
                 result.update(outcome="not reproducible", reason=str(exc))
+            except (ScoringError, ConfigError) as exc:
+                result.update(outcome="not reproducible", reason=f"scoring failed: {exc.message}")
         done = self._append(
             [
                 self._draft(
@@ -156,8 +166,7 @@ class OperationsUseCases(PrivacyUseCases):
                 "input erased" if erased else "input was not kept for reproduction"
             )
         value = loads(data)
-        digest = hmac.new(self.secret, canonicalize(value), "sha256").hexdigest()
-        if digest != prediction["input_hmac"]:
+        if keyed_hash(self.secret, value) != prediction["input_hmac"]:
             raise _NotReproducible("kept input does not match the logged input digest")
         return value
 
@@ -193,17 +202,20 @@ class OperationsUseCases(PrivacyUseCases):
     def _isolated_python(
         self, recorded: Environment | None, dest: Path, wheel_dir: Path | None
     ) -> Path:
-        lockfile = None
-        if recorded is not None and recorded.lockfiles:
-            lock = recorded.lockfiles[0]
-            lockfile = dest.parent / Path(lock.name).name
+        """A fresh virtualenv from the first recorded lockfile pip can install from."""
+        for lock in recorded.lockfiles if recorded is not None else ():
+            path = dest.parent / Path(lock.name).name
             try:
-                self.store.get(lock.sha256, lockfile)
+                self.store.get(lock.sha256, path)
+                lockfile_format(path)
             except (NotFoundError, IntegrityError) as exc:
                 raise _NotReproducible(
                     f"recorded lockfile {lock.name} unavailable: {exc.message}"
                 ) from exc
-        return build_isolated_env(lockfile, [], dest, wheel_dir=wheel_dir)
+            except InvalidInputError:
+                continue  # uv.lock, poetry.lock: recorded, but pip cannot install from them
+            return build_isolated_env(path, [], dest, wheel_dir=wheel_dir)
+        return build_isolated_env(None, [], dest, wheel_dir=wheel_dir)
 
     # -- reconciliation ------------------------------------------------------------------------
 
