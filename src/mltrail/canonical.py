@@ -14,15 +14,17 @@ mltrail.errors.FormatError: duplicate key 'a' in JSON object
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import rfc8785
 
 from mltrail.errors import FormatError
 
-__all__ = ["MAX_SAFE_INTEGER", "canonicalize", "dumps_text", "loads"]
+__all__ = ["MAX_SAFE_INTEGER", "canonicalize", "dumps_text", "es6_number", "loads"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
+_ESCAPE = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
 _FAST = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
@@ -47,6 +49,15 @@ def canonicalize(obj: Any) -> bytes:
         # agree; otherwise check the keys and strings one by one.
         if text.isascii() or max(text) < "\ud800" or _fast_path_ok(obj):
             return text.encode("utf-8")
+    else:
+        try:
+            return _encode(obj).encode("utf-8")
+        except _Fallback:
+            pass
+        except UnicodeEncodeError as exc:
+            raise FormatError(
+                f"value cannot be canonicalized: {exc.reason} (a lone surrogate)"
+            ) from exc
     _check_integers(obj)
     try:
         return rfc8785.dumps(obj)
@@ -82,22 +93,97 @@ def loads(data: bytes | str) -> Any:
         raise FormatError(f"invalid JSON: {exc}") from exc
 
 
+def es6_number(value: float) -> str:
+    """ECMAScript Number.prototype.toString of a finite float (RFC 8785 §3.2.2.3).
+
+    Python's ``repr`` gives the shortest digits that round-trip, as ES6 requires; only the
+    layout differs (ES6 writes 1e+21 and 1e-7 where Python writes 1e+21 and 1e-07, and
+    plain digits from 1e-6 up to 1e21).
+
+    >>> [es6_number(x) for x in (1.5, 1e-7, 1e21, 123.0, -0.0, 0.000001)]
+    ['1.5', '1e-7', '1e+21', '123', '0', '0.000001']
+    """
+    if value != value or value in (math.inf, -math.inf):
+        raise FormatError(f"{value} is not representable in JSON (RFC 8785 §3.2.2.3)")
+    if value == 0:
+        return "0"
+    text = repr(abs(value))
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    shift = int(exponent) if exponent else 0
+    digits = (whole + fraction).lstrip("0").rstrip("0")
+    if whole.strip("0"):
+        point = len(whole.lstrip("0")) + shift  # value = 0.digits × 10^point
+    else:
+        point = shift - (len(fraction) - len(fraction.lstrip("0")))
+    return ("-" if value < 0 else "") + _es6_layout(digits, point)
+
+
+def _es6_layout(digits: str, point: int) -> str:
+    k = len(digits)
+    if k <= point <= 21:
+        return digits + "0" * (point - k)
+    if 0 < point <= 21:
+        return digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    e = point - 1
+    return (
+        digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e >= 0 else "e-") + str(abs(e))
+    )
+
+
+class _Fallback(Exception):
+    """The value needs the full RFC 8785 implementation (astral keys, unknown types)."""
+
+
+def _encode(obj: Any) -> str:
+    """RFC 8785 for JSON values with floats: Python recursion, C string escaping."""
+    if isinstance(obj, str):
+        return _ESCAPE(obj)
+    kind = type(obj)
+    if kind is float:
+        if MAX_SAFE_INTEGER < abs(obj) < 1e21:
+            raise FormatError(
+                f"number {obj} is outside ±(2^53−1) and cannot be canonicalized; "
+                "encode it as a string"
+            )
+        return es6_number(obj)
+    if kind is int:
+        if not -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER:
+            raise FormatError(
+                f"number {obj} is outside ±(2^53−1) and cannot be canonicalized; "
+                "encode it as a string"
+            )
+        return str(obj)
+    if obj is True or obj is False or obj is None:
+        return "true" if obj is True else "false" if obj is False else "null"
+    if kind is dict:
+        if not all(isinstance(k, str) and (k.isascii() or _bmp_no_surrogates(k)) for k in obj):
+            raise _Fallback
+        return "{" + ",".join(_ESCAPE(k) + ":" + _encode(obj[k]) for k in sorted(obj)) + "}"
+    if kind is list or kind is tuple:
+        return "[" + ",".join(_encode(item) for item in obj) + "]"
+    raise _Fallback
+
+
 def _plain(obj: Any) -> bool:
     """Only types the C encoder renders exactly as RFC 8785 does (strings unchecked)."""
     kind = type(obj)
     if kind is dict:
         for key, value in obj.items():
-            if type(key) is not str:
+            if not isinstance(key, str):
                 return False
-            vkind = type(value)
-            if vkind is not str and not (vkind is bool or value is None) and not _plain(value):
+            if isinstance(value, str) or value is None or type(value) is bool:
+                continue
+            if not _plain(value):
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(type(item) is str or _plain(item) for item in obj)
+        return all(isinstance(item, str) or _plain(item) for item in obj)
     if kind is int:
         return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER
-    return kind is str or kind is bool or obj is None
+    return isinstance(obj, str) or kind is bool or obj is None
 
 
 def _fast_path_ok(obj: Any) -> bool:

@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args or "-v" in args or bool(os.environ.get("MLTRAIL_VERBOSE"))
     try:
-        command.main(args=args, prog_name="mltrail", standalone_mode=False)
+        # Without standalone mode, a command's `typer.Exit(code)` comes back as the return value.
+        code = command.main(args=args, prog_name="mltrail", standalone_mode=False)
     except RegistryError as exc:
         return _report(exc, verbose)
     except typer.Exit as exc:
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         err_console().print("aborted")
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _report(exc: RegistryError, verbose: bool) -> int:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from mltrail.canonical import canonicalize, loads
 from mltrail.catalog import queries
-from mltrail.catalog.ids import check_id
+from mltrail.catalog.ids import check_id, normalize_version
 from mltrail.catalog.projector import project_events
 from mltrail.errors import ConflictError, InvalidInputError, VerificationError
 from mltrail.events import (
@@ -95,7 +95,7 @@ class PredictionUseCases(CatalogUseCases):
         serves. Everything is validated before anything is written.
 
         Raises:
-            NotFoundError: a record names an unknown deployment.
+            NotFoundError: a record names an unknown deployment or model version.
             ConflictError: a prediction id is already logged.
             InvalidInputError: a record is malformed or a batch is too large.
         """
@@ -119,6 +119,7 @@ class PredictionUseCases(CatalogUseCases):
             subject = str(item["subject"]) if item.get("subject") is not None else None
             groups[(record.deployment, record.version)].append((record, raw_input, subject))
         _check_unique([r for group in groups.values() for r, _, _ in group])
+        self._check_versions({version for _, version in groups})
         prepared = [self._prepare_batch(group, keep_inputs) for group in groups.values()]
 
         def project(conn: Any, events: Sequence[Event]) -> None:
@@ -135,6 +136,12 @@ class PredictionUseCases(CatalogUseCases):
                 f"prediction ids already logged: {', '.join(self._logged(records)[:5])}",
                 hint="prediction ids are unique; a logged prediction cannot be replaced",
             ) from exc
+
+    def _check_versions(self, versions: set[str]) -> None:
+        """A record may name its version; it must be a registered one."""
+        with self.db.read() as conn:
+            for version in sorted(versions):
+                queries.get(conn, "model_version", version)
 
     def _served_versions(self, deployments: set[str]) -> dict[str, str]:
         with self.db.read() as conn:
@@ -275,7 +282,7 @@ def _record(
         raise InvalidInputError(f"a prediction record must be an object, got {item!r}")
     pid = check_id(item.get("prediction_id"), "prediction id")  # type: ignore[arg-type]
     deployment = str(item["deployment"])
-    version = item.get("version") or served[deployment]
+    version = normalize_version(str(item["version"])) if item.get("version") else served[deployment]
     if "input" in item:
         raw_input = item["input"]
         digest = keyed_hash(secret, raw_input)

@@ -10,9 +10,11 @@ The one seam where driver exceptions become mltrail errors is :func:`translate_e
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
@@ -26,20 +28,33 @@ __all__ = ["APPEND_LOCK_KEY", "Database", "translate_errors"]
 APPEND_LOCK_KEY = 0x6D6C7472  # "mltr"
 
 
+_DRIVER_INTEGRITY = (sqlite3.IntegrityError, psycopg.IntegrityError)
+_DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+
+
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    """Turn driver exceptions raised while doing ``what`` into mltrail errors."""
+    """Turn driver exceptions raised while doing ``what`` into mltrail errors.
+
+    Both SQLAlchemy's wrappers and raw driver errors (from `mltrail.storage.raw`) arrive
+    here; this is the one seam where they become `RegistryError`s.
+    """
     try:
         yield
-    except sa.exc.IntegrityError as exc:
+    except (sa.exc.IntegrityError, *_DRIVER_INTEGRITY) as exc:
+        cause = getattr(exc, "orig", exc)
+        if "append-only" in str(cause):
+            raise StorageError(
+                f"{what} refused: {cause}",
+                hint="ledger tables never change; append a correcting event",
+            ) from exc
         raise ConflictError(
-            f"{what} conflicts with a record that already exists: {exc.orig}",
+            f"{what} conflicts with a record that already exists: {cause}",
             hint="another writer got there first; re-read the current state and retry",
         ) from exc
-    except sa.exc.OperationalError as exc:
-        raise StorageError(f"{what} failed in the database: {exc.orig}") from exc
-    except sa.exc.DBAPIError as exc:
-        raise StorageError(f"{what} failed in the database: {exc.orig}") from exc
+    except (sa.exc.DBAPIError, *_DRIVER_ERRORS) as exc:
+        cause = getattr(exc, "orig", exc)
+        raise StorageError(f"{what} failed in the database: {cause}") from exc
 
 
 class Database:

@@ -2,7 +2,9 @@
 
 SQLAlchemy Core builds and caches a statement object per call, which costs more than the
 query itself for the tiny, fixed statements an append or a proof runs. These helpers pass
-SQL written with ``?`` placeholders straight to the driver (``%s`` for psycopg).
+SQL written with ``?`` placeholders straight to the driver's cursor (``%s`` for psycopg),
+inside the transaction the SQLAlchemy connection has open. Driver errors still surface
+through `Database.write`/`read`, which translate them.
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ def _sql(conn: Connection, sql: str) -> str:
 
 
 def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run one statement; returns its rows (empty for statements without results)."""
-    result = conn.exec_driver_sql(_sql(conn, sql), tuple(params))
-    return [tuple(row) for row in result] if result.returns_rows else []
+    """Run one statement on the connection's open transaction; returns its rows."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_sql(conn, sql), tuple(params))
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+    finally:
+        cursor.close()
 
 
 def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """Run one statement for many parameter rows (the driver's executemany)."""
-    if rows:
-        conn.exec_driver_sql(_sql(conn, sql), [tuple(r) for r in rows])
+    if not rows:
+        return
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(_sql(conn, sql), rows)
+    finally:
+        cursor.close()
