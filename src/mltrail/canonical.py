@@ -21,7 +21,14 @@ import rfc8785
 
 from mltrail.errors import FormatError
 
-__all__ = ["MAX_SAFE_INTEGER", "canonicalize", "dumps_text", "es6_number", "loads"]
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "canonicalize",
+    "dumps_text",
+    "encode_string",
+    "es6_number",
+    "loads",
+]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _ESCAPE = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
@@ -63,6 +70,12 @@ def canonicalize(obj: Any) -> bytes:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise FormatError(f"value cannot be canonicalized as RFC 8785 JSON: {exc}") from exc
+
+
+def encode_string(text: str) -> str:
+    """The RFC 8785 form of one string (quotes and escapes), for building canonical
+    objects piecewise on hot paths; the result must still be UTF-8 encoded."""
+    return _ESCAPE(text)
 
 
 def dumps_text(obj: Any) -> str:

@@ -33,6 +33,7 @@ from mltrail.canonical import canonicalize, loads
 from mltrail.errors import FormatError, InvalidInputError
 
 __all__ = [
+    "CANONICAL_TIMESTAMP",
     "Action",
     "Actor",
     "Draft",
@@ -96,7 +97,7 @@ class SubjectType(StrEnum):
 
 
 ACTOR_TYPES = frozenset({"user", "service", "registry"})
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
+CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 MAX_ID_LENGTH = 512
 
@@ -282,7 +283,7 @@ class Event:
         _require_text(self.action, "action")
         if type(self.seq) is not int or self.seq < 0:
             raise FormatError(f"event field seq must be a non-negative integer, got {self.seq!r}")
-        if not isinstance(self.timestamp, str) or not _TIMESTAMP.match(self.timestamp):
+        if not isinstance(self.timestamp, str) or not CANONICAL_TIMESTAMP.match(self.timestamp):
             raise FormatError(
                 "event field timestamp must be RFC 3339 UTC with microseconds "
                 f"(2024-05-15T09:00:00.000000Z), got {self.timestamp!r}"

@@ -22,7 +22,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
@@ -63,7 +62,7 @@ def keyed_hash(key: bytes, value: Any) -> str:
         FormatError: the value is not JSON.
     """
     _check_key(key)
-    return hmac.new(key, canonicalize(value), hashlib.sha256).hexdigest()
+    return hmac.digest(key, canonicalize(value), "sha256").hex()
 
 
 @dataclass(frozen=True, slots=True)

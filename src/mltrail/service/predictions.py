@@ -13,16 +13,18 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from mltrail.canonical import canonicalize, loads
+from mltrail.canonical import canonicalize, encode_string, loads
 from mltrail.catalog import queries
 from mltrail.catalog.ids import check_id, normalize_version
 from mltrail.catalog.projector import project_events
 from mltrail.errors import ConflictError, InvalidInputError, VerificationError
 from mltrail.events import (
+    CANONICAL_TIMESTAMP,
     Action,
     Draft,
     Event,
@@ -36,7 +38,9 @@ from mltrail.ledger import merkle
 from mltrail.privacy.redaction import keyed_hash
 from mltrail.service.base import Appended
 from mltrail.service.catalog import CatalogUseCases
+from mltrail.storage import raw
 from mltrail.storage import schema as t
+from mltrail.storage.database import DRIVER_INTEGRITY_ERRORS
 
 __all__ = ["PredictionRecord", "PredictionUseCases", "record_leaf"]
 
@@ -65,7 +69,20 @@ class PredictionRecord:
         }
 
     def to_bytes(self) -> bytes:
-        return canonicalize(self.to_dict())
+        """``canonicalize(self.to_dict())``, built piecewise: the keys are fixed and sorted,
+        so only the values need encoding (a property test holds the two equal)."""
+        q = encode_string
+        text = (
+            f'{{"deployment":{q(self.deployment)},"input_hmac":{q(self.input_hmac)},'
+            f'"output":{canonicalize(self.output).decode()},"prediction_id":{q(self.prediction_id)},'
+            f'"timestamp":{q(self.timestamp)},"version":{q(self.version)}}}'
+        )
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"prediction {self.prediction_id!r} holds a lone surrogate"
+            ) from exc
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PredictionRecord:
@@ -179,13 +196,7 @@ class PredictionUseCases(CatalogUseCases):
             artifact_sha256=stored.digest,
         )
         rows = [
-            {
-                "prediction_id": r.prediction_id,
-                "batch_id": batch_id,
-                "position": i,
-                "record_sha256": d,
-                "record": b,
-            }
+            (r.prediction_id, batch_id, i, d, b)
             for i, (r, d, b) in enumerate(zip(records, digests, blobs, strict=True))
         ]
         inputs = (
@@ -271,7 +282,7 @@ class _Prepared:
     """One batch ready to append: its event, its prediction rows, the raw inputs to keep."""
 
     draft: Draft
-    rows: list[dict[str, Any]]
+    rows: list[tuple[Any, ...]]  # columns of _INSERT_PREDICTION
     inputs: list[tuple[str, Any, str | None]]
 
 
@@ -293,14 +304,33 @@ def _record(
     if "output" not in item:
         raise InvalidInputError(f"prediction {pid!r} has no output")
     stamp = item.get("timestamp")
-    when = format_timestamp(parse_timestamp(stamp)) if stamp else clock()
+    if not stamp:
+        when = clock()
+    elif isinstance(stamp, str) and CANONICAL_TIMESTAMP.match(stamp) and _real_time(stamp):
+        when = stamp  # already in the registry's form: skip the parse/format round trip
+    else:
+        when = format_timestamp(parse_timestamp(stamp))
     return PredictionRecord(pid, deployment, str(version), when, digest, item["output"]), raw_input
 
 
-def _insert_predictions(conn: Any, rows: list[dict[str, Any]]) -> None:
+_INSERT_PREDICTION = (
+    "INSERT INTO catalog_predictions (prediction_id, batch_id, position, record_sha256, record) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _real_time(stamp: str) -> bool:
     try:
-        conn.execute(t.predictions.insert(), rows)
-    except sa.exc.IntegrityError as exc:
+        datetime.fromisoformat(stamp)
+    except ValueError:
+        return False
+    return True
+
+
+def _insert_predictions(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    try:
+        raw.executemany(conn, _INSERT_PREDICTION, rows)
+    except (sa.exc.IntegrityError, *DRIVER_INTEGRITY_ERRORS) as exc:
         raise _DuplicatePredictionError("a prediction id in this batch is already logged") from exc
 
 

@@ -28,7 +28,7 @@ __all__ = ["APPEND_LOCK_KEY", "Database", "translate_errors"]
 APPEND_LOCK_KEY = 0x6D6C7472  # "mltr"
 
 
-_DRIVER_INTEGRITY = (sqlite3.IntegrityError, psycopg.IntegrityError)
+DRIVER_INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 _DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
@@ -41,7 +41,7 @@ def translate_errors(what: str) -> Iterator[None]:
     """
     try:
         yield
-    except (sa.exc.IntegrityError, *_DRIVER_INTEGRITY) as exc:
+    except (sa.exc.IntegrityError, *DRIVER_INTEGRITY_ERRORS) as exc:
         cause = getattr(exc, "orig", exc)
         if "append-only" in str(cause):
             raise StorageError(

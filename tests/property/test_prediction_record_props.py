@@ -1,0 +1,30 @@
+"""A prediction record's piecewise bytes must equal its canonical form."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
+from mltrail.service.predictions import PredictionRecord
+
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
+OUTPUT = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+    | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False)
+    | TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT, TEXT, TEXT, TEXT, st.text("0123456789abcdef", min_size=64, max_size=64), OUTPUT)
+def test_record_bytes_are_canonical(
+    pid: str, dep: str, version: str, ts: str, hmac: str, output: object
+) -> None:
+    record = PredictionRecord(pid, dep, version, ts, hmac, output)
+    assert record.to_bytes() == canonicalize(record.to_dict())
+    assert PredictionRecord.from_bytes(record.to_bytes()) == record
