@@ -9,9 +9,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mltrail.canonical import loads
+from mltrail.storage import raw
 from mltrail.storage import schema as t
 
-__all__ = ["Principal", "active_keys", "get_principal", "grants_of", "principal_by_token"]
+__all__ = [
+    "Principal",
+    "active_keys",
+    "authority",
+    "get_principal",
+    "grants_of",
+    "principal_by_token",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,21 @@ def grants_of(conn: Connection, principal_id: str) -> dict[str, set[str]]:
     for scope, role in rows:
         out[scope].add(role)
     return dict(out)
+
+
+def authority(conn: Connection, principal_id: str) -> tuple[bool, dict[str, set[str]]]:
+    """(is the principal active, scope → roles) in one query: every command asks this."""
+    rows = raw.execute(
+        conn,
+        "SELECT p.status, g.scope, g.role FROM access_principals p "
+        "LEFT JOIN access_grants g ON g.principal_id = p.principal_id WHERE p.principal_id = ?",
+        (principal_id,),
+    )
+    grants: dict[str, set[str]] = defaultdict(set)
+    for _, scope, role in rows:
+        if scope is not None:
+            grants[scope].add(role)
+    return bool(rows) and rows[0][0] == "active", dict(grants)
 
 
 def active_keys(conn: Connection, principal_id: str | None = None) -> list[dict[str, str]]:

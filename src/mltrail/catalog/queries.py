@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from mltrail.canonical import loads
 from mltrail.errors import NotFoundError
+from mltrail.storage import raw
 from mltrail.storage import schema as t
 
 __all__ = ["find", "get", "list_versions", "production_version", "resolve_alias"]
@@ -27,11 +28,16 @@ _KEYS: dict[str, tuple[sa.Table, str, str]] = {
 _JSON_COLUMNS = frozenset({"params", "metrics", "flags", "roles"})
 
 
+_FIND = {
+    kind: f"SELECT * FROM {table.name} WHERE {column} = ?"
+    for kind, (table, column, _) in _KEYS.items()
+}
+
+
 def find(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
     """The projection row of ``kind`` (dataset, run, model_version…) with id ``key``."""
-    table, column, _ = _KEYS[kind]
-    row = conn.execute(sa.select(table).where(table.c[column] == key)).mappings().first()
-    return None if row is None else _decode(dict(row))
+    rows = raw.fetch_dicts(conn, _FIND[kind], (key,))
+    return _decode(rows[0]) if rows else None
 
 
 def get(conn: Connection, kind: str, key: str) -> dict[str, Any]:
@@ -54,20 +60,20 @@ def list_versions(conn: Connection, model: str) -> list[dict[str, Any]]:
 
 def production_version(conn: Connection, model: str) -> str | None:
     """The version of ``model`` currently in the production stage, if any."""
-    return conn.execute(
-        sa.select(t.versions.c.version_id)
-        .where(t.versions.c.model == model, t.versions.c.stage == "production")
-        .order_by(t.versions.c.stage_seq.desc())
-        .limit(1)
-    ).scalar()
+    rows = raw.execute(
+        conn,
+        "SELECT version_id FROM catalog_versions WHERE model = ? AND stage = 'production' "
+        "ORDER BY stage_seq DESC LIMIT 1",
+        (model,),
+    )
+    return str(rows[0][0]) if rows else None
 
 
 def resolve_alias(conn: Connection, model: str, alias: str) -> str | None:
-    return conn.execute(
-        sa.select(t.aliases.c.version_id).where(
-            t.aliases.c.model == model, t.aliases.c.alias == alias
-        )
-    ).scalar()
+    rows = raw.execute(
+        conn, "SELECT version_id FROM catalog_aliases WHERE model = ? AND alias = ?", (model, alias)
+    )
+    return str(rows[0][0]) if rows else None
 
 
 def next_version_number(conn: Connection, model: str) -> int:

@@ -183,9 +183,10 @@ def model_register(
 def model_add_version(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    path: Annotated[
-        Path, typer.Argument(help="Directory (or file's directory) with the model files.")
-    ],
+    path: Annotated[Path | None, typer.Argument(help="Directory with the model files.")] = None,
+    manifest: Annotated[
+        str | None, typer.Option(help="Instead of a directory: SHA-256 of a stored manifest.")
+    ] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="The run that produced it.")] = None,
     entrypoint: Annotated[
         str | None, typer.Option(help="Scoring entry point: file.py:function or module:function.")
@@ -197,7 +198,7 @@ def model_add_version(
     Example: mltrail model add-version churn ./model --run R678 --entrypoint score.py:predict
     """
     with state(ctx).open() as reg:
-        done = reg.add_version(name, path, run=run_id, entrypoint=entrypoint)
+        done = reg.add_version(name, path, manifest=manifest, run=run_id, entrypoint=entrypoint)
     _done(done, as_json, "version registered")
 
 

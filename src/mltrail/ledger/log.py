@@ -227,9 +227,10 @@ class Log:
         Raises:
             NotFoundError: no such event.
         """
-        column = ledger_events.c.seq if isinstance(ref, int) else ledger_events.c.event_id
+        column = "seq" if isinstance(ref, int) else "event_id"
         with self.db.read() as conn:
-            body = conn.execute(sa.select(ledger_events.c.body).where(column == ref)).scalar()
+            rows = raw.execute(conn, f"SELECT body FROM ledger_events WHERE {column} = ?", (ref,))
+        body = bytes(rows[0][0]) if rows else None
         if body is None:
             raise NotFoundError(
                 f"event {ref!r} is not in the log", hint="list events with `mltrail log`"

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mltrail.storage.schema import lineage_edges
+from mltrail.storage import raw
 
 __all__ = ["Edge", "downstream", "upstream"]
 
@@ -46,33 +45,29 @@ def downstream(
     return _walk(conn, node_type, node_id, max_depth, down=True)
 
 
+def _walk_sql(near: str, far: str) -> str:
+    # One recursive CTE, plain SQL both dialects accept; built once, not per call.
+    return (
+        "WITH RECURSIVE walk(depth, src_type, src_id, role, dst_type, dst_id, next_type, next_id)"
+        " AS ("
+        " SELECT 1, src_type, src_id, role, dst_type, dst_id,"
+        f" {far}_type, {far}_id FROM lineage_edges WHERE {near}_type = ? AND {near}_id = ?"
+        " UNION"
+        " SELECT w.depth + 1, e.src_type, e.src_id, e.role, e.dst_type, e.dst_id,"
+        f" e.{far}_type, e.{far}_id FROM lineage_edges e"
+        f" JOIN walk w ON e.{near}_type = w.next_type AND e.{near}_id = w.next_id"
+        " WHERE w.depth < ?)"
+        " SELECT min(depth), src_type, src_id, role, dst_type, dst_id FROM walk"
+        " GROUP BY src_type, src_id, role, dst_type, dst_id ORDER BY 1, 2, 3, 4, 5, 6"
+    )
+
+
+_UP = _walk_sql("src", "dst")
+_DOWN = _walk_sql("dst", "src")
+
+
 def _walk(
     conn: Connection, node_type: str, node_id: str, max_depth: int, *, down: bool
 ) -> list[Edge]:
-    e = lineage_edges.alias("e")
-    near_type, near_id = (e.c.dst_type, e.c.dst_id) if down else (e.c.src_type, e.c.src_id)
-    far_type, far_id = (e.c.src_type, e.c.src_id) if down else (e.c.dst_type, e.c.dst_id)
-    columns = (e.c.src_type, e.c.src_id, e.c.role, e.c.dst_type, e.c.dst_id)
-    start = sa.select(
-        sa.literal(1).label("depth"), *columns, far_type.label("next_type"), far_id.label("next_id")
-    ).where(near_type == node_type, near_id == node_id)
-    walk = start.cte("walk", recursive=True)
-    step = (
-        sa.select((walk.c.depth + 1).label("depth"), *columns, far_type, far_id)
-        .join(walk, sa.and_(near_type == walk.c.next_type, near_id == walk.c.next_id))
-        .where(walk.c.depth < max_depth)
-    )
-    walk = walk.union(step)
-    rows = conn.execute(
-        sa.select(
-            sa.func.min(walk.c.depth),
-            walk.c.src_type,
-            walk.c.src_id,
-            walk.c.role,
-            walk.c.dst_type,
-            walk.c.dst_id,
-        )
-        .group_by(walk.c.src_type, walk.c.src_id, walk.c.role, walk.c.dst_type, walk.c.dst_id)
-        .order_by(sa.func.min(walk.c.depth), walk.c.src_type, walk.c.src_id, walk.c.role)
-    )
+    rows = raw.execute(conn, _DOWN if down else _UP, (node_type, node_id, max_depth))
     return [Edge(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]

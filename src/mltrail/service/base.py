@@ -206,11 +206,8 @@ class RegistryCore:
     def _require(self, permission: str, scope: str = "*") -> None:
         """Refuse (and log the refusal) unless the actor may use ``permission`` on ``scope``."""
         with self.db.read() as conn:
-            principal = access.get_principal(conn, self.actor.id)
-            grants = access.grants_of(conn, self.actor.id)
-        decision = decide(
-            permission, scope, grants, active=principal is not None and principal.active
-        )
+            active, grants = access.authority(conn, self.actor.id)
+        decision = decide(permission, scope, grants, active=active)
         if not decision:
             draft = self._draft(
                 Action.REJECT,

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mltrail.artifacts.digest import ArtifactInfo
 from mltrail.artifacts.manifest import Manifest
-from mltrail.canonical import canonicalize
+from mltrail.canonical import canonicalize, loads
 from mltrail.capture.environment import Environment, capture_environment
 from mltrail.capture.git import CodeVersion, capture_commit, explicit_commit
 from mltrail.catalog import queries
@@ -237,23 +238,31 @@ class CatalogUseCases(RegistryCore):
     def add_version(
         self,
         model: str,
-        path: Path,
+        path: Path | None = None,
         *,
+        manifest: str | None = None,
         run: str | None = None,
         entrypoint: str | None = None,
     ) -> Appended:
-        """Register the files under ``path`` as the next version of ``model``.
-
-        Every file goes into the artifact store; the manifest (path → SHA-256, size) is
-        stored too and its digest is the version's identity. Registering the same files
-        from the same run again returns the existing version.
+        """Register the next version of ``model``: the files under ``path`` (each stored),
+        or a manifest already in the artifact store (``manifest``, its SHA-256; every file
+        it lists must be stored too). The manifest's digest is the version's identity.
+        Registering the same files from the same run again returns the existing version.
 
         Raises:
-            NotFoundError: the model or the run is not registered.
+            NotFoundError: the model, the run, the manifest or one of its files is missing.
+            InvalidInputError: neither or both of ``path`` and ``manifest``.
         """
         self._require("register", model)
-        manifest = Manifest.from_directory(path, self.store)
-        stored = self.store.put_bytes(canonicalize(manifest.to_dict()))
+        if (path is None) == (manifest is None):
+            raise InvalidInputError(
+                "a version needs exactly one of a directory or a stored manifest digest"
+            )
+        if path is not None:
+            found = Manifest.from_directory(path, self.store)
+            stored = self.store.put_bytes(canonicalize(found.to_dict()))
+        else:
+            found, stored = self._stored_manifest(str(manifest))
         with self.db.read() as conn:
             queries.get(conn, "model", model)
             run_row = queries.get(conn, "run", run) if run is not None else None
@@ -273,10 +282,10 @@ class CatalogUseCases(RegistryCore):
         meta = {
             "model": model,
             "number": number,
-            "files": len(manifest.files),
-            "size": manifest.size,
+            "files": len(found.files),
+            "size": found.size,
             "entrypoint": entrypoint,
-            "model_signing_digest": manifest.model_signing_digest,
+            "model_signing_digest": found.model_signing_digest,
         }
         draft = self._draft(
             Action.REGISTER,
@@ -286,6 +295,17 @@ class CatalogUseCases(RegistryCore):
             artifact_sha256=stored.digest,
         )
         return self._append([draft])[0]
+
+    def _stored_manifest(self, digest: str) -> tuple[Manifest, ArtifactInfo]:
+        data = self.store.read_bytes(digest)  # verified against its digest
+        found = Manifest.from_dict(loads(data))
+        missing = [f.path for f in found.files if self.store.stat(f.digest) != f.size]
+        if missing:
+            raise NotFoundError(
+                f"manifest {digest[:16]}… lists files that are not stored: {missing[:5]}",
+                hint="put them first (`mltrail artifact put`)",
+            )
+        return found, ArtifactInfo(digest, len(data))
 
     def get_version(self, version: str) -> dict[str, Any]:
         """The projection row of a version (``model:churn:v2`` or ``churn:v2``)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["execute", "executemany"]
+__all__ = ["execute", "executemany", "fetch_dicts"]
 
 
 def _sql(conn: Connection, sql: str) -> str:
@@ -27,6 +27,17 @@ def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tupl
     try:
         cursor.execute(_sql(conn, sql), tuple(params))
         return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+    finally:
+        cursor.close()
+
+
+def fetch_dicts(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Run a query; rows as column → value dicts."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_sql(conn, sql), tuple(params))
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         cursor.close()
 
