@@ -39,10 +39,20 @@ def make_registry(tmp_path: Path) -> Iterator[MakeRegistry]:
     """Create registries in tmp_path; closed after the test."""
     opened: list[Registry] = []
 
-    def make(database: str | None = None, *, name: str = "registry", actor: str = "alice",
-             **kwargs: object) -> Registry:
-        reg = Registry.init(tmp_path / name, database=database, origin=f"test.mltrail/{name}",
-                            actor=Actor("user", actor), **kwargs)
+    def make(
+        database: str | None = None,
+        *,
+        name: str = "registry",
+        actor: str = "alice",
+        **kwargs: object,
+    ) -> Registry:
+        reg = Registry.init(
+            tmp_path / name,
+            database=database,
+            origin=f"test.mltrail/{name}",
+            actor=Actor("user", actor),
+            **kwargs,
+        )
         opened.append(reg)
         return reg  # type: ignore[no-any-return]
 

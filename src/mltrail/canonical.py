@@ -195,7 +195,7 @@ def _plain(obj: Any) -> bool:
     if kind is list or kind is tuple:
         return all(isinstance(item, str) or _plain(item) for item in obj)
     if kind is int:
-        return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER)
     return isinstance(obj, str) or kind is bool or obj is None
 
 
@@ -211,7 +211,7 @@ def _fast_path_ok(obj: Any) -> bool:
     if kind is list or kind is tuple:
         return all(_fast_path_ok(item) for item in obj)
     if kind is int:
-        return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER)
     return obj is None or kind is bool
 
 

@@ -215,7 +215,8 @@ class Ref:
         unknown = set(data) - {"type", "id", "role", "digest"}
         if unknown:
             raise FormatError(f"event reference has unknown fields {sorted(unknown)}")
-        return cls(data.get("type"), data.get("id"), data.get("role"), data.get("digest"))
+        # __post_init__ checks each field's type and says which one is wrong.
+        return cls(data.get("type"), data.get("id"), data.get("role"), data.get("digest"))  # type: ignore[arg-type]
 
     def key(self) -> tuple[str, str]:
         return (self.type, self.id)

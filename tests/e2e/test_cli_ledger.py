@@ -76,8 +76,9 @@ def _size(cli: Cli) -> int:
 # -- happy paths ------------------------------------------------------------------------------
 
 
-def test_init_prints_the_registry_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                          ) -> None:
+def test_init_prints_the_registry_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = Cli(tmp_path / "fresh", capsys)
 
     info = run.json("init", "--origin", ORIGIN)
@@ -104,8 +105,9 @@ def test_log_lists_and_filters_events(cli: Cli, model_file: Path) -> None:
 
     events = cli.json("log")
     registered = cli.json("log", "--action", "register", "--subject", "artifact:x")
-    artifacts = cli.json("log", "--action", "register", "--actor", "alice", "--reverse",
-                         "--limit", "1")
+    artifacts = cli.json(
+        "log", "--action", "register", "--actor", "alice", "--reverse", "--limit", "1"
+    )
     table = cli.ok("log", "--action", "init")
 
     assert events[0]["action"] == "init" and events[0]["seq"] == 0
@@ -153,8 +155,11 @@ def test_prove_event_gives_a_receipt_that_verifies(cli: Cli, model_file: Path) -
     receipt = parse_receipt(text)
     receipt.verify([key])
     assert receipt.index == proof["index"] == 0
-    assert receipt.event_sha256 == proof["event_sha256"] == cli.json("show", "0")[
-        "integrity"]["event_sha256"]
+    assert (
+        receipt.event_sha256
+        == proof["event_sha256"]
+        == cli.json("show", "0")["integrity"]["event_sha256"]
+    )
     assert [h.hex() for h in receipt.proof] == proof["proof"]
 
 
@@ -169,14 +174,14 @@ def test_prove_consistency_between_two_signed_sizes(cli: Cli, model_file: Path) 
     key = cli.json("checkpoint")["verifier_key"]
     one = Checkpoint.from_text(open_note(proof["checkpoint1"], [key]))
     two = Checkpoint.from_text(open_note(proof["checkpoint2"], [key]))
-    merkle.verify_consistency(old, new, [bytes.fromhex(h) for h in proof["proof"]],
-                              one.root_hash, two.root_hash)
+    merkle.verify_consistency(
+        old, new, [bytes.fromhex(h) for h in proof["proof"]], one.root_hash, two.root_hash
+    )
     assert (proof["size1"], proof["size2"]) == (old, new)
     assert f"consistent: {old} -> {new}" in text
 
 
-def test_verify_passes_on_an_untouched_registry(cli: Cli, model_file: Path, tmp_path: Path
-                                                ) -> None:
+def test_verify_passes_on_an_untouched_registry(cli: Cli, model_file: Path, tmp_path: Path) -> None:
     trusted = tmp_path / "trusted.note"
     trusted.write_text(cli.ok("checkpoint"))
     cli.ok("artifact", "put", str(model_file))
@@ -191,8 +196,9 @@ def test_verify_passes_on_an_untouched_registry(cli: Cli, model_file: Path, tmp_
     assert with_trusted["ok"] is True and with_trusted["trusted_size"] == report["size"] - 1
 
 
-def test_witness_accepts_growth_and_verify_trusts_it(cli: Cli, model_file: Path,
-                                                      tmp_path: Path) -> None:
+def test_witness_accepts_growth_and_verify_trusts_it(
+    cli: Cli, model_file: Path, tmp_path: Path
+) -> None:
     witness = tmp_path / "witness"
 
     first = cli.json("witness", str(witness), "--init")
@@ -202,8 +208,10 @@ def test_witness_accepts_growth_and_verify_trusts_it(cli: Cli, model_file: Path,
     report = cli.json("verify", "--trusted", str(witness))
 
     assert first["previous_size"] is None
-    assert (second["previous_size"], second["accepted_size"]) == (first["accepted_size"],
-                                                                  _size(cli))
+    assert (second["previous_size"], second["accepted_size"]) == (
+        first["accepted_size"],
+        _size(cli),
+    )
     assert "checkpoint witnessed and cosigned" in again
     assert report["ok"] is True and report["trusted_size"] == _size(cli)
 
@@ -228,8 +236,9 @@ def test_artifact_put_get_verify(cli: Cli, model_file: Path, tmp_path: Path) -> 
 # -- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ref", ["999", "0190f000-0000-7000-8000-000000000000"],
-                         ids=["index", "event-id"])
+@pytest.mark.parametrize(
+    "ref", ["999", "0190f000-0000-7000-8000-000000000000"], ids=["index", "event-id"]
+)
 def test_unknown_event_is_an_error_with_a_hint(cli: Cli, ref: str) -> None:
     assert "not in the log" in cli.fails(3, "show", ref)
     assert "not in the log" in cli.fails(3, "prove", "event", ref)
@@ -237,8 +246,14 @@ def test_unknown_event_is_an_error_with_a_hint(cli: Cli, ref: str) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("log",), ("show", "0"), ("checkpoint",), ("verify",), ("prove", "event", "0"),
-     ("artifact", "verify")],
+    [
+        ("log",),
+        ("show", "0"),
+        ("checkpoint",),
+        ("verify",),
+        ("prove", "event", "0"),
+        ("artifact", "verify"),
+    ],
     ids=["log", "show", "checkpoint", "verify", "prove", "artifact"],
 )
 def test_no_registry_is_an_error_with_a_hint(
@@ -254,8 +269,9 @@ def test_verify_with_a_missing_trusted_file_is_an_error(cli: Cli, tmp_path: Path
     assert "does not exist" in err
 
 
-def test_artifact_tampered_on_disk_fails_verify_and_get(cli: Cli, model_file: Path,
-                                                        tmp_path: Path) -> None:
+def test_artifact_tampered_on_disk_fails_verify_and_get(
+    cli: Cli, model_file: Path, tmp_path: Path
+) -> None:
     digest = cli.json("artifact", "put", str(model_file))["sha256"]
     [blob] = list((cli.root / "artifacts").rglob(digest))
     os.chmod(blob, stat.S_IRUSR | stat.S_IWUSR)
@@ -278,10 +294,13 @@ def _tamper_event(cli: Cli, seq: int) -> None:
         with engine.begin() as conn:
             for statement in drop_statements("sqlite", "ledger_events"):
                 conn.execute(sa.text(statement))
-            body = conn.execute(sa.text("SELECT body FROM ledger_events WHERE seq = :s"),
-                                {"s": seq}).scalar_one()
-            conn.execute(sa.text("UPDATE ledger_events SET body = :b WHERE seq = :s"),
-                         {"b": bytes(body).replace(b"success", b"failure"), "s": seq})
+            body = conn.execute(
+                sa.text("SELECT body FROM ledger_events WHERE seq = :s"), {"s": seq}
+            ).scalar_one()
+            conn.execute(
+                sa.text("UPDATE ledger_events SET body = :b WHERE seq = :s"),
+                {"b": bytes(body).replace(b"success", b"failure"), "s": seq},
+            )
     finally:
         engine.dispose()
 
@@ -305,8 +324,10 @@ def test_verify_of_a_rolled_back_log_against_a_witness_fails(
     cli: Cli, model_file: Path, tmp_path: Path
 ) -> None:
     database, older = cli.root / "registry.db", tmp_path / "older.db"
-    with contextlib.closing(sqlite3.connect(database)) as live, \
-            contextlib.closing(sqlite3.connect(older)) as copy:
+    with (
+        contextlib.closing(sqlite3.connect(database)) as live,
+        contextlib.closing(sqlite3.connect(older)) as copy,
+    ):
         live.backup(copy)
     cli.ok("artifact", "put", str(model_file))
     cli.ok("witness", str(tmp_path / "witness"), "--init")

@@ -64,8 +64,9 @@ conditions:
     require: manual_approval
 """
 
-SIGNED_APPROVALS = POLICY.replace("  role: approver\n",
-                                  "  role: approver\n  require_signed: true\n")
+SIGNED_APPROVALS = POLICY.replace(
+    "  role: approver\n", "  role: approver\n  require_signed: true\n"
+)
 
 SERVICES = frozenset({"svc.ci", "svc.autoapprove", "svc.autoscore"})
 
@@ -105,17 +106,20 @@ class Gov:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def attest_tests(self, version: str = VERSION, *, result: str = "PASSED",
-                     key: Any = None) -> Event:
+    def attest_tests(
+        self, version: str = VERSION, *, result: str = "PASSED", key: Any = None
+    ) -> Event:
         """svc.ci signs and attaches a unit-tests test-result attestation."""
         predicate = intoto.test_result_predicate(
             result,  # type: ignore[arg-type]
             [{"name": "unit-tests", "uri": "https://ci.example.com/runs/4711"}],
             passed_tests=["test_schema", "test_auc_floor"] if result == "PASSED" else [],
-            failed_tests=["test_auc_floor"] if result == "FAILED" else [])
+            failed_tests=["test_auc_floor"] if result == "FAILED" else [],
+        )
         key = key or self.keys["svc.ci"]
-        done = self.as_("svc.ci").attest(version, predicate_type=intoto.TEST_RESULT,
-                                         predicate=predicate, private_key=key)
+        done = self.as_("svc.ci").attest(
+            version, predicate_type=intoto.TEST_RESULT, predicate=predicate, private_key=key
+        )
         return done.event
 
     def approve(self, who: str, version: str = VERSION, **kwargs: Any) -> Event:
@@ -131,10 +135,13 @@ class Gov:
     def statement_about(self, version: str, result: str = "PASSED") -> intoto.Statement:
         digest = self.admin.get_version(version)["manifest_sha256"]
         predicate = intoto.test_result_predicate(
-            result, [{"name": "unit-tests", "uri": "https://ci.example.com/runs/4711"}])  # type: ignore[arg-type]
+            result, [{"name": "unit-tests", "uri": "https://ci.example.com/runs/4711"}]
+        )  # type: ignore[arg-type]
         return intoto.Statement(
             subject=[intoto.ResourceDescriptor(name=version, digest={"sha256": digest})],
-            predicate_type=intoto.TEST_RESULT, predicate=predicate)
+            predicate_type=intoto.TEST_RESULT,
+            predicate=predicate,
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -291,8 +298,9 @@ def test_registrant_cannot_approve(gov: Gov) -> None:
     gov.approve("risk.officer", version)
 
     error = gov.refused(version=version)
-    line = failed_rule(error, "approvals", "1 of 2",
-                       "self-approval: the approver registered this version")
+    line = failed_rule(
+        error, "approvals", "1 of 2", "self-approval: the approver registered this version"
+    )
     assert "authored the training run" not in line
     assert failed_rules(error) == {"approvals"}
 
@@ -305,8 +313,13 @@ def test_run_author_cannot_approve(gov: Gov) -> None:
     gov.approve("lead.ds", version)
 
     error = gov.refused(version=version)
-    line = failed_rule(error, "approvals", "1 of 2",
-                       "ds.maria", "self-approval: the approver authored the training run")
+    line = failed_rule(
+        error,
+        "approvals",
+        "1 of 2",
+        "ds.maria",
+        "self-approval: the approver authored the training run",
+    )
     assert "registered this version" not in line
     assert failed_rules(error) == {"approvals"}
 
@@ -336,8 +349,12 @@ def test_approval_from_revoked_principal_does_not_count(gov: Gov) -> None:
     gov.admin.revoke("risk.officer")
 
     error = gov.refused()
-    failed_rule(error, "approvals", "1 of 2",
-                f"risk.officer (#{revoked.seq}): approver is revoked or unknown")
+    failed_rule(
+        error,
+        "approvals",
+        "1 of 2",
+        f"risk.officer (#{revoked.seq}): approver is revoked or unknown",
+    )
     assert failed_rules(error) == {"approvals"}
     with pytest.raises(AccessDeniedError, match="revoked"):
         gov.approve("risk.officer")
@@ -349,8 +366,9 @@ def test_approval_without_approver_role_does_not_count(gov: Gov) -> None:
     gov.approve(gov.admin_id)  # an admin may approve, but does not hold the policy's role
 
     error = gov.refused()
-    failed_rule(error, "approvals", "1 of 2",
-                f"{gov.admin_id} (#", "approver does not hold role 'approver'")
+    failed_rule(
+        error, "approvals", "1 of 2", f"{gov.admin_id} (#", "approver does not hold role 'approver'"
+    )
     assert failed_rules(error) == {"approvals"}
 
 
@@ -364,8 +382,9 @@ def test_forged_attestations_are_refused(gov: Gov) -> None:
     intruder = generate_key("p256")  # never registered
 
     with pytest.raises(VerificationError, match="registered"):
-        gov.as_("svc.ci").attach(VERSION, intoto.sign_statement(gov.statement_about(VERSION),
-                                                                intruder))
+        gov.as_("svc.ci").attach(
+            VERSION, intoto.sign_statement(gov.statement_about(VERSION), intruder)
+        )
     with pytest.raises(VerificationError):
         gov.attest_tests(key=intruder)
     # A genuine envelope of a FAILED run whose payload was rewritten to PASSED.
@@ -391,8 +410,11 @@ def test_attestation_signed_by_a_key_revoked_after_attaching_no_longer_counts(go
     gov.admin.revoke("svc.ci", key_id=dsse.key_id(gov.keys["svc.ci"].public_key()))
 
     error = gov.refused()
-    failed_rule(error, "attestation[0]:unit-tests",
-                f"#{attestation.seq}: signature does not verify against a registered key")
+    failed_rule(
+        error,
+        "attestation[0]:unit-tests",
+        f"#{attestation.seq}: signature does not verify against a registered key",
+    )
     assert failed_rules(error) == {"attestation[0]:unit-tests"}
 
 
@@ -405,8 +427,7 @@ def test_expired_attestation_does_not_count(gov: Gov) -> None:
     gov.clock.now += timedelta(days=2)
 
     error = gov.refused()
-    failed_rule(error, "attestation[0]:unit-tests", f"#{attestation.seq}: expired",
-                "limit 30 days")
+    failed_rule(error, "attestation[0]:unit-tests", f"#{attestation.seq}: expired", "limit 30 days")
     assert failed_rules(error) == {"attestation[0]:unit-tests"}
 
 
@@ -431,8 +452,9 @@ def test_attestation_about_another_artifact_is_refused(gov: Gov) -> None:
 def test_drift_warning_requires_a_manual_approval(gov: Gov) -> None:
     admin = gov.admin
     for bot in ("svc.autoapprove", "svc.autoscore"):
-        admin.add_principal(bot, display_name=f"auto-approval bot {bot}", kind="service",
-                            roles=["approver"])
+        admin.add_principal(
+            bot, display_name=f"auto-approval bot {bot}", kind="service", roles=["approver"]
+        )
     assert admin.set_policy(POLICY + DRIFT_CONDITION).event.metadata["version"] == 2
     gov.attest_tests()
     for bot in ("svc.autoapprove", "svc.autoscore"):
@@ -440,14 +462,25 @@ def test_drift_warning_requires_a_manual_approval(gov: Gov) -> None:
     gate, _ = admin.check_promotion(VERSION, to=PRODUCTION)
     assert gate.allowed, "without a drift warning, automated approvals are enough"
 
-    validation = gov.as_("ds.maria").record_validation(
-        DATASET, check="drift", result="WARNED",
-        details={"feature": "monthly_charges", "psi": 0.31, "threshold": 0.2}).event
+    validation = (
+        gov.as_("ds.maria")
+        .record_validation(
+            DATASET,
+            check="drift",
+            result="WARNED",
+            details={"feature": "monthly_charges", "psi": 0.31, "threshold": 0.2},
+        )
+        .event
+    )
     assert validation.subject.id == DATASET
 
     error = gov.refused()
-    failed_rule(error, "condition:drift_warning", "requires a manual approval",
-                "no counted approval is manual")
+    failed_rule(
+        error,
+        "condition:drift_warning",
+        "requires a manual approval",
+        "no counted approval is manual",
+    )
     assert failed_rules(error) == {"condition:drift_warning"}
 
     manual = gov.approve("lead.ds", comment="drift reviewed: PSI 0.31 on monthly_charges")
@@ -488,8 +521,9 @@ def test_break_glass_override(gov: Gov) -> None:
     key = dsse.load_public_key(gov.admin.registry_public_key_pem())
     assert intoto.open_statement(vsa, [key]).predicate["verificationResult"] == "FAILED"
 
-    gov.admin.add_principal("svc.autoapprove", display_name="bot", kind="service",
-                            roles=["approver"])
+    gov.admin.add_principal(
+        "svc.autoapprove", display_name="bot", kind="service", roles=["approver"]
+    )
     gov.approve("svc.autoapprove", kind="automated")
     assert "override_pending_review" in gov.flags(), "an automated approval is no review"
     gov.approve("lead.ds", comment="post-incident review of the override")
@@ -518,12 +552,16 @@ def test_viewer_cannot_register_approve_or_promote(gov: Gov) -> None:
     assert [e.metadata["attempted"] for e in rejects] == ["register", "approve", "promote"]
     for event in rejects:
         assert (event.actor.id, event.subject.type, event.subject.id) == (
-            "auditor.kim", "principal", "auditor.kim")
+            "auditor.kim",
+            "principal",
+            "auditor.kim",
+        )
         assert event.outcome == "failure"
         assert event.metadata["scope"] == MODEL
         assert "holds viewer" in event.metadata["reasons"][0]
     assert [e.subject.id for e in gov.events(action="register", subject_type="model_version")] == [
-        VERSION]
+        VERSION
+    ]
     assert gov.events(action="approve") == []
     assert gov.stage() == "none"
 
@@ -544,7 +582,10 @@ def test_contributor_on_one_model_cannot_register_another(gov: Gov) -> None:
     reject = gov.events(action="reject")[-1]
     assert reject.seq > before
     assert (reject.actor.id, reject.metadata["attempted"], reject.metadata["scope"]) == (
-        "ds.intern", "register", "fraud")
+        "ds.intern",
+        "register",
+        "fraud",
+    )
     assert "holds no role" in reject.metadata["reasons"][0]
     assert gov.admin.list_versions("fraud") == []
 
@@ -590,8 +631,13 @@ def test_signed_approvals(gov: Gov) -> None:
     assert not approvals[unsigned.seq]["signed"]
 
     error = gov.refused()
-    failed_rule(error, "approvals", "1 of 2", f"lead.ds (#{signed.seq})",
-                f"risk.officer (#{unsigned.seq}): not signed")
+    failed_rule(
+        error,
+        "approvals",
+        "1 of 2",
+        f"lead.ds (#{signed.seq})",
+        f"risk.officer (#{unsigned.seq}): not signed",
+    )
     assert failed_rules(error) == {"approvals"}
     gov.approve("risk.officer", private_key=gov.keys["risk.officer"])
     gov.as_("svc.ci").promote(VERSION, to=PRODUCTION)
@@ -601,11 +647,21 @@ def test_signed_approvals(gov: Gov) -> None:
 # --- `mltrail policy check` ---------------------------------------------------------------------
 
 
-def test_policy_check_cli(gov: Gov, capsys: pytest.CaptureFixture[str],
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policy_check_cli(
+    gov: Gov, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "240")
-    base = ["-r", str(gov.root), "--actor", gov.admin_id, "policy", "check", "churn:v1",
-            "--to", PRODUCTION]
+    base = [
+        "-r",
+        str(gov.root),
+        "--actor",
+        gov.admin_id,
+        "policy",
+        "check",
+        "churn:v1",
+        "--to",
+        PRODUCTION,
+    ]
     size = gov.last_seq()
 
     capsys.readouterr()
@@ -621,8 +677,12 @@ def test_policy_check_cli(gov: Gov, capsys: pytest.CaptureFixture[str],
     assert result["policy"]["version"] == 1
     assert result["policy"]["digest"] == result["policy_digest"] == Policy.parse(POLICY).digest
     holds = {r["rule"]: r["ok"] for r in result["rules"]}
-    assert holds == {"integrity": True, "approvals": False, "attestation[0]:unit-tests": False,
-                     "metric:auc": True}
+    assert holds == {
+        "integrity": True,
+        "approvals": False,
+        "attestation[0]:unit-tests": False,
+        "metric:auc": True,
+    }
     assert gov.last_seq() == size, "a dry run appends nothing"
 
     gov.attest_tests()

@@ -38,8 +38,12 @@ def _append_worker(root: str, worker: int, barrier: Any, results: Any) -> None:
             barrier.wait(timeout=TIMEOUT)
             for n in range(APPENDS):
                 drafts = [
-                    Draft("note", reg.actor, Ref("model", f"w{worker}-{n}-{i}"),
-                          metadata={"outcome": "success", "worker": worker})
+                    Draft(
+                        "note",
+                        reg.actor,
+                        Ref("model", f"w{worker}-{n}-{i}"),
+                        metadata={"outcome": "success", "worker": worker},
+                    )
                     for i in range(_batch_size(n))
                 ]
                 appended.append([r.to_text() for r in reg.log.append(drafts)])
@@ -55,8 +59,9 @@ def _root_of(note: str, key: str) -> Checkpoint:
 
 @pytest.mark.slow
 def test_eight_processes_append_without_gaps_or_losses(postgres_url: str, tmp_path: Path) -> None:
-    with Registry.init(tmp_path / "registry", database=postgres_url,
-                       origin="test.mltrail/concurrent") as reg:
+    with Registry.init(
+        tmp_path / "registry", database=postgres_url, origin="test.mltrail/concurrent"
+    ) as reg:
         root, key = str(reg.root), reg.verifier_key
         base = reg.log.size()  # the events `init` wrote
 
@@ -112,8 +117,7 @@ def test_eight_processes_append_without_gaps_or_losses(postgres_url: str, tmp_pa
         for note in {r.checkpoint for r in receipts}:
             then = _root_of(note, key)
             proof = reg.log.consistency_proof(then.size, final.size) if then.size < size else []
-            merkle.verify_consistency(then.size, final.size, proof, then.root_hash,
-                                      final.root_hash)
+            merkle.verify_consistency(then.size, final.size, proof, then.root_hash, final.root_hash)
         assert _root_of(final_note, key).root_hash == reg.log.root()
         report = reg.verify()
     assert report.ok, [str(p) for p in report.problems]

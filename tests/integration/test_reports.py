@@ -78,7 +78,8 @@ def test_compliance_evidence_names_the_policy_in_force(evidence: dict[str, Any])
     decision = production[0]
     assert decision["allowed"] is True and decision["override"] is False
     assert {k: decision["policy"][k] for k in ("version", "digest", "event")} == {
-        k: policy[k] for k in ("version", "digest", "event")}
+        k: policy[k] for k in ("version", "digest", "event")
+    }
     assert events[decision["event"]]["event"]["action"] == "promote"
     assert events[decision["event"]]["event"]["metadata"]["to_stage"] == "production"
 
@@ -110,8 +111,11 @@ def test_compliance_evidence_lists_approvals_and_attestations(
 
     attestations = {a["predicate_type"]: a for a in evidence["attestations"]}
     assert set(attestations) == {TEST_RESULT, FAIRNESS_PREDICATE}
-    keys = [dsse.load_public_key(k["public_key"]) for k in evidence["keys"]
-            if k["principal_id"] == "svc.ci"]
+    keys = [
+        dsse.load_public_key(k["public_key"])
+        for k in evidence["keys"]
+        if k["principal_id"] == "svc.ci"
+    ]
     for item in attestations.values():
         assert item["verified"] and item["signer"] == "svc.ci"
         assert hashlib.sha256(canonicalize(item["envelope"])).hexdigest() == item["envelope_sha256"]
@@ -149,16 +153,21 @@ def test_every_evidence_event_is_proven_against_the_checkpoint(
         assert item["event"]["integrity"]["event_sha256"] == digest.hex()
         assert loads(data)["seq"] == item["index"] < checkpoint.size
         proof = [bytes.fromhex(h) for h in item["proof"]]
-        merkle.verify_inclusion(merkle.leaf_hash(digest), item["index"], checkpoint.size, proof,
-                                checkpoint.root_hash)
+        merkle.verify_inclusion(
+            merkle.leaf_hash(digest), item["index"], checkpoint.size, proof, checkpoint.root_hash
+        )
 
     item = next(i for i in evidence["events"] if i["role"] == "approval")
     flipped = bytearray(base64.b64decode(item["canonical"]))
     flipped[len(flipped) // 2] ^= 0x01
     with pytest.raises(VerificationError):
-        merkle.verify_inclusion(merkle.leaf_hash(hashlib.sha256(flipped).digest()), item["index"],
-                                checkpoint.size, [bytes.fromhex(h) for h in item["proof"]],
-                                checkpoint.root_hash)
+        merkle.verify_inclusion(
+            merkle.leaf_hash(hashlib.sha256(flipped).digest()),
+            item["index"],
+            checkpoint.size,
+            [bytes.fromhex(h) for h in item["proof"]],
+            checkpoint.root_hash,
+        )
 
 
 # --- seed Example 2: the incident timeline ------------------------------------------------------
@@ -173,8 +182,11 @@ def test_incident_timeline_tells_the_story_in_order(reg: Registry) -> None:
     assert all("2024-06-01T07:00" <= e["timestamp"] <= "2024-06-01T12:00" for e in entries)
 
     def position(**want: str) -> int:
-        found = [i for i, e in enumerate(entries) if all(str(e[k]).startswith(v)
-                                                          for k, v in want.items())]
+        found = [
+            i
+            for i, e in enumerate(entries)
+            if all(str(e[k]).startswith(v) for k, v in want.items())
+        ]
         assert len(found) == 1, f"expected one entry like {want}, found {len(found)}"
         return found[0]
 
@@ -221,8 +233,9 @@ class Cli:
 
 
 @pytest.fixture
-def cli(demo: DemoResult, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Cli:
+def cli(
+    demo: DemoResult, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
     monkeypatch.setenv("COLUMNS", "200")
     return Cli(demo.registry, capsys)
 
@@ -252,8 +265,18 @@ def test_report_compliance_json(cli: Cli) -> None:
 
 @pytest.mark.parametrize("fmt", ["markdown", "html", "json"])
 def test_report_incident(cli: Cli, fmt: str) -> None:
-    out = cli.ok("report", "incident", "--model", "churn", "--from", "2024-06-01T07:00:00Z",
-                 "--to", "2024-06-01T12:00:00Z", "--format", fmt)
+    out = cli.ok(
+        "report",
+        "incident",
+        "--model",
+        "churn",
+        "--from",
+        "2024-06-01T07:00:00Z",
+        "--to",
+        "2024-06-01T12:00:00Z",
+        "--format",
+        fmt,
+    )
     if fmt == "json":
         actions = [e["action"] for e in json.loads(out)["entries"]]
         assert {"validate", "promote", "rollback", "set_policy", "reject"} <= set(actions)
@@ -262,16 +285,18 @@ def test_report_incident(cli: Cli, fmt: str) -> None:
             assert text in out
 
 
-def test_export_evidence_and_verify_bundle_offline(cli: Cli, reg: Registry,
-                                                   tmp_path: Path) -> None:
+def test_export_evidence_and_verify_bundle_offline(cli: Cli, reg: Registry, tmp_path: Path) -> None:
     bundle = tmp_path / "fraud-v5-evidence"
     out = cli.ok("export", "evidence", "fraud:v5", "-o", str(bundle))
     assert reg.verifier_key in out
     key = reg.verifier_key
     assert "bundle verified" in cli.ok("verify-bundle", str(bundle), "--key", key, registry=False)
 
-    approval = next(i for i in loads((bundle / "evidence.json").read_bytes())["events"]
-                    if i["role"] == "approval")
+    approval = next(
+        i
+        for i in loads((bundle / "evidence.json").read_bytes())["events"]
+        if i["role"] == "approval"
+    )
     name = f"events/{approval['index']}.json"
     path = bundle / name
     data = bytearray(path.read_bytes())

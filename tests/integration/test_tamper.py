@@ -138,15 +138,23 @@ def test_deleted_event_is_a_missing_leaf(reg: Registry) -> None:
 
 
 def test_forged_event_at_the_next_index_is_covered_by_no_signature(reg: Registry) -> None:
-    draft = Draft("promote", Actor("user", "mallory"), Ref("model", "fraud"),
-                  metadata={"outcome": "success"})
-    event = draft.seal(event_id=str(uuid.uuid4()), seq=EVENTS,
-                       timestamp="2024-05-15T09:00:00.000000Z")
+    draft = Draft(
+        "promote", Actor("user", "mallory"), Ref("model", "fraud"), metadata={"outcome": "success"}
+    )
+    event = draft.seal(
+        event_id=str(uuid.uuid4()), seq=EVENTS, timestamp="2024-05-15T09:00:00.000000Z"
+    )
     body = event.canonical_bytes()
     row = {
-        "seq": EVENTS, "event_id": event.event_id, "event_sha256": hashlib.sha256(body).digest(),
-        "body": body, "action": event.action, "actor_id": event.actor.id,
-        "subject_type": event.subject.type, "subject_id": event.subject.id, "ts": event.timestamp,
+        "seq": EVENTS,
+        "event_id": event.event_id,
+        "event_sha256": hashlib.sha256(body).digest(),
+        "body": body,
+        "action": event.action,
+        "actor_id": event.actor.id,
+        "subject_type": event.subject.type,
+        "subject_id": event.subject.id,
+        "ts": event.timestamp,
     }
     columns = ", ".join(row)
     values = ", ".join(f":{name}" for name in row)
@@ -167,10 +175,14 @@ def test_swapped_events_disagree_with_their_rows(reg: Registry) -> None:
     three, six = _row(reg, 3), _row(reg, 6)
     _tamper(
         reg,
-        ("UPDATE ledger_events SET body = :b, event_sha256 = :d WHERE seq = 3",
-         {"b": six.body, "d": six.event_sha256}),
-        ("UPDATE ledger_events SET body = :b, event_sha256 = :d WHERE seq = 6",
-         {"b": three.body, "d": three.event_sha256}),
+        (
+            "UPDATE ledger_events SET body = :b, event_sha256 = :d WHERE seq = 3",
+            {"b": six.body, "d": six.event_sha256},
+        ),
+        (
+            "UPDATE ledger_events SET body = :b, event_sha256 = :d WHERE seq = 6",
+            {"b": three.body, "d": three.event_sha256},
+        ),
         drop=("ledger_events",),
     )
 
@@ -197,8 +209,9 @@ def test_truncated_tail_with_its_checkpoints_and_nodes_needs_a_trusted_checkpoin
     reg: Registry, tmp_path: Path
 ) -> None:
     _, trusted = reg.checkpoint()
-    witness = Witness.create(tmp_path / "witness", name="test.mltrail/witness",
-                             log_key=reg.verifier_key)
+    witness = Witness.create(
+        tmp_path / "witness", name="test.mltrail/witness", log_key=reg.verifier_key
+    )
     witness.accept(trusted, [])
     keep = 7
     _tamper(
@@ -233,8 +246,10 @@ def _older_copy(reg: Registry, url: str, tmp_path: Path) -> Iterator[None]:
     if url.startswith("sqlite"):
         live = Path(sa.engine.make_url(url).database or "")
         copy = tmp_path / "older.db"
-        with contextlib.closing(sqlite3.connect(live)) as src, \
-                contextlib.closing(sqlite3.connect(copy)) as dst:
+        with (
+            contextlib.closing(sqlite3.connect(live)) as src,
+            contextlib.closing(sqlite3.connect(copy)) as dst,
+        ):
             src.backup(dst)
         yield
         reg.close()
@@ -260,8 +275,9 @@ def _older_copy(reg: Registry, url: str, tmp_path: Path) -> Iterator[None]:
 def test_older_copy_of_the_database_is_caught_as_a_rollback(
     reg: Registry, database_url: str, tmp_path: Path
 ) -> None:
-    witness = Witness.create(tmp_path / "witness", name="test.mltrail/witness",
-                             log_key=reg.verifier_key)
+    witness = Witness.create(
+        tmp_path / "witness", name="test.mltrail/witness", log_key=reg.verifier_key
+    )
     witness.accept(reg.checkpoint()[1], [])
     with _older_copy(reg, database_url, tmp_path):
         _append_notes(reg, 5, start=EVENTS)
@@ -295,9 +311,15 @@ def test_checkpoint_at_a_new_size_signed_by_another_key_is_a_bad_signature(
     forged = Checkpoint(newest.origin, newest.size + 1, newest.root_hash)
     _tamper(
         reg,
-        ("INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (:s, :r, :n, :t)",
-         {"s": forged.size, "r": forged.root_hash, "n": sign_note(forged.to_text(), mallory),
-          "t": "2024-05-15T09:00:00.000000Z"}),
+        (
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES (:s, :r, :n, :t)",
+            {
+                "s": forged.size,
+                "r": forged.root_hash,
+                "n": sign_note(forged.to_text(), mallory),
+                "t": "2024-05-15T09:00:00.000000Z",
+            },
+        ),
         drop=(),
     )
 
@@ -312,8 +334,10 @@ def test_newest_checkpoint_re_signed_by_another_key_is_a_bad_signature(reg: Regi
     mallory = NoteSigner.generate(newest.origin)
     _tamper(
         reg,
-        ("UPDATE ledger_checkpoints SET note = :n WHERE size = :s",
-         {"n": sign_note(newest.to_text(), mallory), "s": newest.size}),
+        (
+            "UPDATE ledger_checkpoints SET note = :n WHERE size = :s",
+            {"n": sign_note(newest.to_text(), mallory), "s": newest.size},
+        ),
         drop=("ledger_checkpoints",),
     )
 
@@ -371,14 +395,22 @@ def test_changed_merkle_node_is_a_node_mismatch(reg: Registry) -> None:
 # -- the database refuses changes -------------------------------------------------------------
 
 _CHANGES = {
-    "ledger_events": ("UPDATE ledger_events SET action = 'promote' WHERE seq = 3",
-                      "DELETE FROM ledger_events WHERE seq = 3"),
-    "ledger_nodes": ("UPDATE ledger_nodes SET hash = :zero WHERE level = 1 AND idx = 0",
-                     "DELETE FROM ledger_nodes WHERE level = 1 AND idx = 0"),
-    "ledger_checkpoints": ("UPDATE ledger_checkpoints SET note = 'forged' WHERE size = 3",
-                           "DELETE FROM ledger_checkpoints WHERE size = 3"),
-    "ledger_meta": ("UPDATE ledger_meta SET value = 'forged' WHERE key = 'tamper-test'",
-                    "DELETE FROM ledger_meta WHERE key = 'tamper-test'"),
+    "ledger_events": (
+        "UPDATE ledger_events SET action = 'promote' WHERE seq = 3",
+        "DELETE FROM ledger_events WHERE seq = 3",
+    ),
+    "ledger_nodes": (
+        "UPDATE ledger_nodes SET hash = :zero WHERE level = 1 AND idx = 0",
+        "DELETE FROM ledger_nodes WHERE level = 1 AND idx = 0",
+    ),
+    "ledger_checkpoints": (
+        "UPDATE ledger_checkpoints SET note = 'forged' WHERE size = 3",
+        "DELETE FROM ledger_checkpoints WHERE size = 3",
+    ),
+    "ledger_meta": (
+        "UPDATE ledger_meta SET value = 'forged' WHERE key = 'tamper-test'",
+        "DELETE FROM ledger_meta WHERE key = 'tamper-test'",
+    ),
 }
 
 
@@ -391,8 +423,9 @@ def _ledger_rows(reg: Registry) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.mark.parametrize("table", list(_CHANGES), ids=list(_CHANGES))
-@pytest.mark.parametrize("operation", ["update", "delete", "truncate"],
-                         ids=["update", "delete", "truncate"])
+@pytest.mark.parametrize(
+    "operation", ["update", "delete", "truncate"], ids=["update", "delete", "truncate"]
+)
 def test_triggers_refuse_changes_to_ledger_tables(
     reg: Registry, table: str, operation: str
 ) -> None:

@@ -51,31 +51,69 @@ def example(registry: Registry, tmp_path: Path) -> Example:
     """Example 1: v1 (run R601 on DS:2024-05-01) served first, then v2 (R678) on D45."""
     reg = registry
     old_data = _write(tmp_path / "ds-0501", {"events.csv": "tenure,churned\n3,1\n40,0\n"})
-    data = _write(tmp_path / "ds-0515", {"events.csv": "tenure,churned\n5,1\n41,0\n7,1\n",
-                                         "schema/columns.json": '["tenure", "churned"]'})
-    project = _write(tmp_path / "project", {"requirements.txt": "numpy==2.1.0\nscikit-learn==1.5.2\n"})
-    v1 = _write(tmp_path / "model-v1", {"weights.json": '{"tenure": -0.1}', "score.py": "def predict(x): ..."})
-    v2 = _write(tmp_path / "model-v2", {"weights.json": '{"tenure": -0.2}', "score.py": "def predict(x): ..."})
+    data = _write(
+        tmp_path / "ds-0515",
+        {
+            "events.csv": "tenure,churned\n5,1\n41,0\n7,1\n",
+            "schema/columns.json": '["tenure", "churned"]',
+        },
+    )
+    project = _write(
+        tmp_path / "project", {"requirements.txt": "numpy==2.1.0\nscikit-learn==1.5.2\n"}
+    )
+    v1 = _write(
+        tmp_path / "model-v1",
+        {"weights.json": '{"tenure": -0.1}', "score.py": "def predict(x): ..."},
+    )
+    v2 = _write(
+        tmp_path / "model-v2",
+        {"weights.json": '{"tenure": -0.2}', "score.py": "def predict(x): ..."},
+    )
 
     reg.register_dataset("DS:2024-05-01", name="churn-events", version="2024-05-01", path=old_data)
-    reg.register_dataset("DS:2024-05-15", name="churn-events", version="2024-05-15",
-                         uri="s3://lake/churn/2024-05-15/", path=data)
+    reg.register_dataset(
+        "DS:2024-05-15",
+        name="churn-events",
+        version="2024-05-15",
+        uri="s3://lake/churn/2024-05-15/",
+        path=data,
+    )
     reg.register_code(repository=REPOSITORY, commit=COMMIT)
     env_id = reg.register_environment(project_dir=project).event.subject.id
-    reg.register_run("R601", params={"lr": 0.1}, metrics={"auc": 0.84}, datasets=["DS:2024-05-01"],
-                     commit=COMMIT, environment=env_id)
-    reg.register_run("R678", params=PARAMS, metrics=METRICS, datasets=["DS:2024-05-15"],
-                     commit=COMMIT, environment=env_id)
+    reg.register_run(
+        "R601",
+        params={"lr": 0.1},
+        metrics={"auc": 0.84},
+        datasets=["DS:2024-05-01"],
+        commit=COMMIT,
+        environment=env_id,
+    )
+    reg.register_run(
+        "R678",
+        params=PARAMS,
+        metrics=METRICS,
+        datasets=["DS:2024-05-15"],
+        commit=COMMIT,
+        environment=env_id,
+    )
     reg.register_model("churn", description="customer churn propensity")
     assert reg.add_version("churn", v1, run="R601").event.subject.id == "model:churn:v1"
     assert reg.add_version("churn", v2, run="R678").event.subject.id == "model:churn:v2"
 
     reg.deploy("D45", "churn:v1", target="k8s/prod/churn-api")
-    reg.log_predictions([{"prediction_id": f"P{i}", "deployment": "D45", "input": {"tenure": i},
-                          "output": 0.5} for i in range(100, 110)])
+    reg.log_predictions(
+        [
+            {"prediction_id": f"P{i}", "deployment": "D45", "input": {"tenure": i}, "output": 0.5}
+            for i in range(100, 110)
+        ]
+    )
     reg.deploy("D45", "churn:v2", target="k8s/prod/churn-api")
-    reg.log_predictions([{"prediction_id": f"P{i}", "deployment": "D45", "input": {"tenure": i},
-                          "output": 0.25} for i in range(120, 130)])
+    reg.log_predictions(
+        [
+            {"prediction_id": f"P{i}", "deployment": "D45", "input": {"tenure": i}, "output": 0.25}
+            for i in range(120, 130)
+        ]
+    )
     return Example(reg, env_id, (project / "requirements.txt").read_bytes(), data, v1, v2)
 
 
@@ -103,9 +141,13 @@ def test_trace_digests_equal_those_of_the_original_files(example: Example) -> No
 
     requirements_sha256 = hashlib.sha256(example.requirements).hexdigest()
     assert trace["environment"]["lockfile_sha256"] == requirements_sha256
-    assert trace["model_version"]["manifest_sha256"] == Manifest.from_directory(example.v2_dir).digest
+    assert (
+        trace["model_version"]["manifest_sha256"] == Manifest.from_directory(example.v2_dir).digest
+    )
     assert trace["datasets"][0]["digest"] == Manifest.from_directory(example.dataset_dir).digest
-    assert trace["model_version"]["manifest_sha256"] != Manifest.from_directory(example.v1_dir).digest
+    assert (
+        trace["model_version"]["manifest_sha256"] != Manifest.from_directory(example.v1_dir).digest
+    )
 
 
 def test_trace_edges_are_exactly_the_upstream_graph(example: Example) -> None:
@@ -121,7 +163,9 @@ def test_trace_edges_are_exactly_the_upstream_graph(example: Example) -> None:
     }
 
 
-def test_prediction_served_before_the_redeploy_traces_to_the_version_it_used(example: Example) -> None:
+def test_prediction_served_before_the_redeploy_traces_to_the_version_it_used(
+    example: Example,
+) -> None:
     trace = example.reg.trace_prediction("P105")
 
     assert trace["chain"] == ["P105", "D45", "model:churn:v1", "R601", "DS:2024-05-01"]
@@ -171,7 +215,9 @@ def _parse_mermaid(text: str) -> set[tuple[str, str, str]]:
     labels: dict[str, str] = {}
     edges = []
     for line in text.splitlines()[1:]:
-        match = re.fullmatch(r'\s*(n\d+)(?:\["([^"]*)"\])? -->\|([^|]*)\| (n\d+)(?:\["([^"]*)"\])?', line)
+        match = re.fullmatch(
+            r'\s*(n\d+)(?:\["([^"]*)"\])? -->\|([^|]*)\| (n\d+)(?:\["([^"]*)"\])?', line
+        )
         assert match, f"not a mermaid edge: {line!r}"
         a, a_label, role, b, b_label = match.groups()
         labels.update({k: v for k, v in ((a, a_label), (b, b_label)) if v})
@@ -196,7 +242,9 @@ def test_cli_trace_mermaid(example: Example, capsys: pytest.CaptureFixture[str])
     assert _parse_mermaid(out) == _expected_edges(example.env_id)
 
 
-def test_cli_trace_text_names_the_chain(example: Example, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_trace_text_names_the_chain(
+    example: Example, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(_cli(example.reg, "trace", "prediction", "P123")) == 0
 
     out = capsys.readouterr().out

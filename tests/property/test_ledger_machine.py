@@ -92,10 +92,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(subject=subjects, count=st.integers(min_value=2, max_value=9))
     def append_batch(self, subject: str, count: int) -> None:
-        self._append([
-            Draft("note", Actor("service", "ci"), Ref("model", subject), metadata={"n": n})
-            for n in range(count)
-        ])
+        self._append(
+            [
+                Draft("note", Actor("service", "ci"), Ref("model", subject), metadata={"n": n})
+                for n in range(count)
+            ]
+        )
 
     @rule(count=st.integers(min_value=1, max_value=4))
     def append_with_failing_projection(self, count: int) -> None:
@@ -147,8 +149,9 @@ class LedgerMachine(RuleBasedStateMachine):
             then = self.opened[note]
             assert self.log.root(then.size) == then.root_hash
             for receipt in receipts:  # Receipt.verify, the signature being checked already
-                merkle.verify_inclusion(receipt.leaf_hash, receipt.index, then.size,
-                                        receipt.proof, then.root_hash)
+                merkle.verify_inclusion(
+                    receipt.leaf_hash, receipt.index, then.size, receipt.proof, then.root_hash
+                )
                 assert stored[receipt.index] == receipt.event_sha256
 
 

@@ -46,7 +46,7 @@ class CliState:
 
     def open(self) -> Registry:
         """Open the selected registry as the configured actor, marked as coming from the CLI."""
-        return Registry.open(self.registry, actor=self.actor_or_none(), origin=Origin("cli"))  # type: ignore[no-any-return]
+        return Registry.open(self.registry, actor=self.actor_or_none(), origin=Origin("cli"))
 
 
 def _parse_actor(text: str) -> Actor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -116,9 +117,4 @@ def verify_bundle_command(
     Example: mltrail verify-bundle fraud-v5-evidence --key 'mltrail.demo/registry+1a2b3c4d+AX…'
     """
     result = verify_bundle(directory, key)
-    pairs(
-        "bundle verified",
-        {k: v for k, v in vars(result).items()}
-        if hasattr(result, "__dict__")
-        else {k: getattr(result, k) for k in result.__slots__},
-    )  # type: ignore[attr-defined]
+    pairs("bundle verified", dataclasses.asdict(result))

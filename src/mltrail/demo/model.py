@@ -118,7 +118,9 @@ def auc(weights: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> float:
     positives = sum(y for _, y in scored)
     negatives = len(scored) - positives
     rank_sum = sum(i + 1 for i, (_, y) in enumerate(scored) if y)
-    return round((rank_sum - positives * (positives + 1) / 2) / max(1, positives * negatives), 4)
+    return float(
+        round((rank_sum - positives * (positives + 1) / 2) / max(1, positives * negatives), 4)
+    )
 
 
 SCORE_SOURCE = '''"""Scoring entry point of this model version: predict(features) -> score."""

@@ -135,7 +135,7 @@ class _Story:
         return Registry.open(
             self.root,
             actor=Actor(kind, who),
-            origin=Origin("demo"),  # type: ignore[no-any-return]
+            origin=Origin("demo"),
             clock=self.clock,
         )
 
@@ -219,7 +219,7 @@ class _Story:
         )
         with self.as_("svc.ci", "service") as reg:
             done = reg.register_environment(project_dir=self.dir)
-        return done.event.subject.id
+        return str(done.event.subject.id)
 
     def _dataset(
         self, reg: Registry, kind: str, dataset_id: str, *, seed: int, shift: float

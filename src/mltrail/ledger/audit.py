@@ -13,19 +13,21 @@ wrong; `AuditReport.raise_for_problems()` turns a failed audit into a Verificati
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from mltrail.canonical import encode_string
 from mltrail.errors import FormatError, VerificationError
 from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, open_note
+from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import ledger_checkpoints, ledger_events, ledger_nodes
+from mltrail.storage.schema import ledger_checkpoints, ledger_events
 
 __all__ = ["AuditReport", "Problem", "audit"]
 
@@ -69,7 +71,9 @@ class AuditReport:
         # leaf, so one changed event also breaks subtrees that start before it: name the
         # event problem, and a node mismatch only when the events themselves are fine.
         primary = [p for p in indexed if p.kind != "node mismatch"] or indexed
-        return min(primary, key=lambda p: p.index or 0) if primary else (self.problems or [None])[0]
+        if primary:
+            return min(primary, key=lambda p: p.index or 0)
+        return self.problems[0] if self.problems else None
 
     def raise_for_problems(self) -> None:
         """Raises VerificationError naming the first problem, if there is any."""
@@ -128,11 +132,11 @@ def audit(
             conn.execute(sa.select(sa.func.count()).select_from(ledger_events)).scalar() or 0
         )
         leaves = _check_events(conn, report, total, progress)
-        tree = _check_tree(leaves, wanted, latest, pinned, report)
+        root, levels = _check_tree(leaves, wanted, latest, pinned, report)
         report.size = len(leaves)
-        report.root = tree.hex()
+        report.root = root.hex()
         report.checkpoints_checked = len(checkpoints)
-        _check_nodes(conn, leaves, report)
+        _check_nodes(conn, levels, len(leaves), report)
         if all_signatures:
             _check_signatures(conn, keys, report)
     _check_coverage(report, latest, pinned)
@@ -227,24 +231,16 @@ def _check_events(
     return leaves
 
 
-def _stream_events(conn: Connection) -> Iterator[sa.Row[tuple[object, ...]]]:
-    c = ledger_events.c
-    columns = (
-        c.seq,
-        c.event_sha256,
-        c.body,
-        c.action,
-        c.actor_id,
-        c.event_id,
-        c.subject_type,
-        c.subject_id,
-        c.ts,
-    )
+_STREAM = (
+    "SELECT seq, event_sha256, body, action, actor_id, event_id, subject_type, subject_id, ts "
+    "FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+
+
+def _stream_events(conn: Connection) -> Iterator[tuple[Any, ...]]:
     last = -1
     while True:  # keyset pagination: bounded memory on both dialects
-        rows = conn.execute(
-            sa.select(*columns).where(c.seq > last).order_by(c.seq).limit(_CHUNK)
-        ).all()
+        rows = raw.execute(conn, _STREAM, (last, _CHUNK))
         if not rows:
             return
         yield from rows
@@ -257,12 +253,24 @@ def _check_tree(
     latest: Checkpoint | None,
     pinned: Checkpoint | None,
     report: AuditReport,
-) -> bytes:
-    """Rebuild the tree leaf by leaf, comparing each stored checkpoint root on the way."""
+) -> tuple[bytes, list[list[bytes]]]:
+    """Rebuild the tree leaf by leaf, comparing each stored checkpoint root on the way.
+
+    Returns the root and every complete subtree hash per level (index 0 is level 1), in
+    index order, for `_check_nodes`.
+    """
     tree = merkle.CompactRange()
+    levels: list[list[bytes]] = []
+    special = set(checkpoints) | {c.size for c in (latest, pinned) if c is not None}
     for position, leaf in enumerate(leaves):
-        tree.append(leaf or merkle.leaf_hash(b"missing"))
+        for level, _, node in tree.append(leaf or merkle.leaf_hash(b"missing")):
+            if level:
+                if len(levels) < level:
+                    levels.append([])
+                levels[level - 1].append(node)
         size = position + 1
+        if size not in special:
+            continue
         if size in checkpoints and checkpoints[size] != tree.root():
             report.problems.append(
                 Problem(
@@ -273,7 +281,7 @@ def _check_tree(
             )
         _check_signed(size, tree, latest, "newest signed checkpoint", report)
         _check_signed(size, tree, pinned, "trusted checkpoint (inconsistent history)", report)
-    return tree.root()
+    return tree.root(), levels
 
 
 def _check_signed(
@@ -289,25 +297,22 @@ def _check_signed(
         )
 
 
-def _check_nodes(conn: Connection, leaves: list[bytes], report: AuditReport) -> None:
+def _check_nodes(
+    conn: Connection, levels: list[list[bytes]], size: int, report: AuditReport
+) -> None:
     """Every stored subtree hash must equal the one recomputed from the events."""
-    level, below = 1, leaves
-    while len(below) > 1:
-        above = [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-        stored = conn.execute(
-            sa.select(ledger_nodes.c.idx, ledger_nodes.c.hash).where(ledger_nodes.c.level == level)
-        )
+    for level, computed in enumerate(levels, start=1):
+        stored = raw.execute(conn, "SELECT idx, hash FROM ledger_nodes WHERE level = ?", (level,))
         for idx, digest in stored:
             report.nodes_checked += 1
-            if int(idx) >= len(above) or bytes(digest) != above[int(idx)]:
+            if int(idx) >= len(computed) or bytes(digest) != computed[int(idx)]:
                 report.problems.append(
                     Problem(
                         "node mismatch",
                         f"stored subtree ({level}, {idx}) is not the recomputed one",
-                        min(int(idx) << level, max(len(leaves) - 1, 0)),
+                        min(int(idx) << level, max(size - 1, 0)),
                     )
                 )
-        level, below = level + 1, above
 
 
 def _check_coverage(
@@ -349,39 +354,27 @@ def _check_coverage(
         )
 
 
-def _js(value: object) -> bytes:
-    text = str(value)
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return b'"' + text.encode() + b'"'
-    return json.dumps(text, ensure_ascii=False).encode()
-
-
-def _columns_match(body: bytes, row: sa.Row[tuple[object, ...]]) -> bool:
+def _columns_match(body: bytes, row: tuple[Any, ...]) -> bool:
     """Check the derived columns against the canonical bytes without parsing them.
 
     RFC 8785 sorts keys, so an event body starts with action, actor (id, type), event_id
     and ends with seq, subject ({digest?, id, type}), timestamp. Strings cannot contain an
     unescaped quote, so these anchors are unambiguous.
     """
-    seq, action, actor, event_id, stype, sid, ts = (
-        row[0],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-    )
-    head = b'{"action":' + _js(action) + b',"actor":{"id":' + _js(actor) + b',"type":"'
+    seq, action, actor, event_id, stype, sid, ts = row[0], *row[3:]
+    q = encode_string
+    head = ('{"action":' + q(action) + ',"actor":{"id":' + q(actor) + ',"type":"').encode()
     if not body.startswith(head):
         return False
     after_type = body.find(b'"},"event_id":', len(head))
-    if after_type < 0 or not body.startswith(_js(event_id) + b',"integrity":{', after_type + 14):
+    if after_type < 0 or not body.startswith(
+        (q(event_id) + ',"integrity":{').encode(), after_type + 14
+    ):
         return False
-    tail = b'"id":' + _js(sid) + b',"type":' + _js(stype) + b'},"timestamp":' + _js(ts) + b"}"
-    lead = b',"seq":' + str(seq).encode() + b',"subject":{'
+    tail = ('"id":' + q(sid) + ',"type":' + q(stype) + '},"timestamp":' + q(ts) + "}").encode()
     if not body.endswith(tail):
         return False
+    lead = b',"seq":' + str(seq).encode() + b',"subject":{'
     before = body[: len(body) - len(tail)]
     with_digest = len(b'"digest":"') + 64 + len(b'",')
     return before.endswith(lead) or (

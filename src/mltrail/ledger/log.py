@@ -241,8 +241,8 @@ class Log:
         """Events matching ``where`` in log order (or reversed), streamed."""
         query = _filtered(sa.select(ledger_events.c.body), where or EventFilter())
         with self.db.read() as conn:
-            for (body,) in conn.execute(query):
-                yield Event.from_bytes(body)
+            for row in conn.execute(query):
+                yield Event.from_bytes(row[0])
 
     # -- proving ---------------------------------------------------------------------------
 
@@ -408,7 +408,7 @@ def _fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeId]) -> dict[merkle.
     return found
 
 
-def _filtered(query: sa.Select[tuple[bytes]], where: EventFilter) -> sa.Select[tuple[bytes]]:
+def _filtered(query: sa.Select[bytes], where: EventFilter) -> sa.Select[bytes]:
     c = ledger_events.c
     conditions = [
         column == value

@@ -306,7 +306,8 @@ def _check_events(
         data, digest = files[name], _sha256(files[name])
         with naming(name):
             proof = [bytes.fromhex(h) for h in item["proof"]]
-        check_inclusion(digest, index, proof, checkpoint, what=name)
+        # The proof comes from evidence.json and the bytes from the event file: name both.
+        check_inclusion(digest, index, proof, checkpoint, what=f"{name} (proof in evidence.json)")
         with naming(name):
             record = loads(data)
             _check_event(name, index, data, record, item)

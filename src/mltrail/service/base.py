@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from mltrail.access import queries as access
 from mltrail.access.roles import decide
@@ -101,7 +101,7 @@ class RegistryCore:
         actor: Actor | None = None,
         interface: Origin = Origin(),
         clock: Callable[[], str] = now_timestamp,
-    ) -> Any:
+    ) -> Self:
         """Create a registry in directory ``root``: keys, configuration, schema, first event.
 
         Raises:
@@ -146,7 +146,7 @@ class RegistryCore:
         actor: Actor | None = None,
         origin: Origin = Origin(),
         clock: Callable[[], str] = now_timestamp,
-    ) -> Any:
+    ) -> Self:
         """Open the registry in directory ``root``.
 
         Raises:
@@ -158,7 +158,7 @@ class RegistryCore:
     def close(self) -> None:
         self.db.dispose()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -142,7 +142,9 @@ class CatalogUseCases(RegistryCore):
         as a canonical JSON document whose SHA-256 is its identity."""
         self._require("register")
         env = environment or capture_environment(project_dir)
-        for lock in env.lockfiles if project_dir is not None else ():
+        for lock in env.lockfiles:
+            if project_dir is None:
+                break
             # The lockfile itself is kept, so `repro --isolated` can rebuild the environment.
             path = project_dir / lock.name
             if path.is_file() and self.store.put_file(path).digest != lock.sha256:

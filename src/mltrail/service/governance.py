@@ -486,13 +486,13 @@ class GovernanceUseCases(LineageUseCases):
         with self.db.read() as conn:
             run = queries.find(conn, "run", row["run_id"]) if row.get("run_id") else None
             approvals = [
-                self._approval_evidence(conn, a, row["model"])
+                self._approval_evidence(conn, dict(a), row["model"])
                 for a in conn.execute(
                     sa.select(t.approvals).where(t.approvals.c.version_id == row["version_id"])
                 ).mappings()
             ]
             attestations = [
-                self._attestation_evidence(conn, a, row["model"])
+                self._attestation_evidence(conn, dict(a), row["model"])
                 for a in conn.execute(
                     sa.select(t.attestations).where(
                         t.attestations.c.subject_id == row["version_id"]

@@ -35,7 +35,7 @@ class LineageUseCases(PredictionUseCases):
             record = loads(row["record"])
             deployment = queries.get(conn, "deployment", record["deployment"])
             version = queries.get(conn, "model_version", record["version"])
-            trace = {
+            trace: dict[str, Any] = {
                 "prediction": {
                     "prediction_id": prediction_id,
                     "timestamp": record["timestamp"],
@@ -128,7 +128,7 @@ class LineageUseCases(PredictionUseCases):
         for event in self._model_events(model, when):
             production = _production_after(event, production)
             if event.subject.type == "deployment" and event.outcome == "success":
-                _deployment_after(event, deployments)
+                _deployment_after(event, deployments, f"model:{model}:v")
         return {"model": model, "at": when, "production": production, "deployments": deployments}
 
     def _model_events(self, model: str, until: str) -> Iterator[Event]:
@@ -138,19 +138,22 @@ class LineageUseCases(PredictionUseCases):
         seqs = sa.select(refs.c.seq).where(
             refs.c.ref_type == "model_version", refs.c.ref_id.startswith(prefix, autoescape=True)
         )
-        # Retiring a deployment names no version, so find it through the deployments that
-        # served one of this model's versions.
+        # Retiring a deployment, or pointing it at another model, names no version of this
+        # model, so find those events through the deployments that served one.
         served = sa.select(refs.c.ref_id).where(
             refs.c.ref_type == "deployment", refs.c.seq.in_(seqs)
         )
-        retired = sa.and_(
-            e.c.action == "retire", e.c.subject_type == "deployment", e.c.subject_id.in_(served)
+        elsewhere = sa.and_(
+            e.c.action.in_(_DEPLOY_ACTIONS),
+            e.c.subject_type == "deployment",
+            e.c.subject_id.in_(served),
         )
         query = (
             sa.select(e.c.body)
             .where(
                 sa.or_(
-                    sa.and_(e.c.seq.in_(seqs), e.c.action.in_((*_STAGE_ACTIONS, "deploy"))), retired
+                    sa.and_(e.c.seq.in_(seqs), e.c.action.in_((*_STAGE_ACTIONS, "deploy"))),
+                    elsewhere,
                 ),
                 e.c.ts <= until,
             )
@@ -259,16 +262,13 @@ def _production_after(event: Event, current: str | None) -> str | None:
     return current
 
 
-def _deployment_after(event: Event, deployments: dict[str, dict[str, str]]) -> None:
+def _deployment_after(event: Event, deployments: dict[str, dict[str, str]], prefix: str) -> None:
+    """Apply a deployment event; a deployment now serving another model's version leaves."""
     meta = event.metadata
-    if event.action == "deploy":
-        deployments[event.subject.id] = {"version": str(meta["version"]), "since": event.timestamp}
-    elif event.action == "rollback":
-        deployments[event.subject.id] = {
-            "version": str(meta["to_version"]),
-            "since": event.timestamp,
-        }
-    elif event.action == "retire":
+    version = str(meta["version"] if event.action == "deploy" else meta.get("to_version"))
+    if event.action in ("deploy", "rollback") and version.startswith(prefix):
+        deployments[event.subject.id] = {"version": version, "since": event.timestamp}
+    else:
         deployments.pop(event.subject.id, None)
 
 

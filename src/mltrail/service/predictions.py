@@ -125,9 +125,13 @@ class PredictionUseCases(CatalogUseCases):
                 f"{len(raw)} records in one call; send at most {MAX_BATCH} at a time"
             )
         secret = self.secret
-        served = self._served_versions(
-            {str(r.get("deployment")) for r in raw if isinstance(r, Mapping)}
-        )
+        for position, item in enumerate(raw):
+            if not isinstance(item, Mapping) or not item.get("deployment"):
+                raise InvalidInputError(
+                    f"prediction record {position} has no deployment",
+                    hint="each record needs prediction_id, deployment and output",
+                )
+        served = self._served_versions({str(r["deployment"]) for r in raw})
         groups: dict[tuple[str, str], list[tuple[PredictionRecord, Any, str | None]]] = defaultdict(
             list
         )
@@ -148,9 +152,9 @@ class PredictionUseCases(CatalogUseCases):
         try:  # every batch in one transaction: all of them are logged, or none
             return self._append([b.draft for b in prepared], project=project)
         except _DuplicatePredictionError as exc:
-            records = [r for group in groups.values() for r, _, _ in group]
+            logged = self._logged([r for group in groups.values() for r, _, _ in group])
             raise ConflictError(
-                f"prediction ids already logged: {', '.join(self._logged(records)[:5])}",
+                f"prediction ids already logged: {', '.join(logged[:5])}",
                 hint="prediction ids are unique; a logged prediction cannot be replaced",
             ) from exc
 
@@ -161,11 +165,18 @@ class PredictionUseCases(CatalogUseCases):
                 queries.get(conn, "model_version", version)
 
     def _served_versions(self, deployments: set[str]) -> dict[str, str]:
+        """What each named deployment serves now; retired ones take no predictions."""
+        served = {}
         with self.db.read() as conn:
-            return {
-                d: str(queries.get(conn, "deployment", d)["version_id"])
-                for d in sorted(deployments)
-            }
+            for name in sorted(deployments):
+                row = queries.get(conn, "deployment", name)
+                if row["status"] != "active":
+                    raise ConflictError(
+                        f"deployment {name!r} is retired; it serves no predictions",
+                        hint="log them against the deployment that replaced it",
+                    )
+                served[name] = str(row["version_id"])
+        return served
 
     def _prepare_batch(
         self, group: Sequence[tuple[PredictionRecord, Any, str | None]], keep_inputs: bool

@@ -9,7 +9,7 @@ part of the log. Erasing a payload therefore never breaks a proof.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -162,8 +162,17 @@ class PrivacyUseCases(EvidenceUseCases):
                     metadata={"status": "erased", "request": reason, "keys": keys},
                 )
             ],
-            project=lambda conn, events: (self._project(conn, events), _delete(conn, where)),
+            project=self._projecting(lambda conn: _delete(conn, where)),
         )[0]
+
+    def _projecting(self, then: Callable[[Any], None]) -> Callable[[Any, Sequence[Event]], None]:
+        """A projector that updates the projections, then runs ``then`` in the same transaction."""
+
+        def project(conn: Any, events: Sequence[Event]) -> None:
+            self._project(conn, events)
+            then(conn)
+
+        return project
 
     # -- retention -------------------------------------------------------------------------
 
@@ -215,7 +224,7 @@ class PrivacyUseCases(EvidenceUseCases):
         )
         report["event"] = self._append(
             [draft],
-            project=lambda conn, events: (self._project(conn, events), _delete_ids(conn, ids)),
+            project=self._projecting(lambda conn: _delete_ids(conn, ids)),
         )[0].event.seq
         return report
 

@@ -51,10 +51,15 @@ def log(db: Database, clock: Clock) -> Log:
     return Log(db, NoteSigner.from_seed(ORIGIN, bytes(32)), clock=clock)
 
 
-def _draft(n: int | str = 0, *, action: str = "note", actor: str = "alice",
-           subject: Ref | None = None) -> Draft:
-    return Draft(action, Actor("user", actor), subject or Ref("model", f"m{n}"),
-                 metadata={"outcome": "success", "n": n})
+def _draft(
+    n: int | str = 0, *, action: str = "note", actor: str = "alice", subject: Ref | None = None
+) -> Draft:
+    return Draft(
+        action,
+        Actor("user", actor),
+        subject or Ref("model", f"m{n}"),
+        metadata={"outcome": "success", "n": n},
+    )
 
 
 def _leaves(log: Log) -> list[bytes]:
@@ -127,8 +132,15 @@ def _good_text() -> str:
         _good_text().replace("index 3", "index three"),
         _good_text().replace(base64.b64encode(bytes(32)).decode(), "not*base64"),
     ],
-    ids=["empty", "wrong-header", "no-blank-line", "no-extra", "no-index", "bad-index",
-         "bad-proof-hash"],
+    ids=[
+        "empty",
+        "wrong-header",
+        "no-blank-line",
+        "no-extra",
+        "no-index",
+        "bad-index",
+        "bad-proof-hash",
+    ],
 )
 def test_malformed_receipt_text_is_refused(text: str) -> None:
     with pytest.raises(FormatError):
@@ -190,8 +202,13 @@ def test_a_fresh_log_object_serves_the_same_proofs(log: Log, db: Database) -> No
 @pytest.mark.parametrize(
     ("index", "size"),
     [(-1, None), (6, None), (0, 7), (3, 3), (0, -1)],
-    ids=["negative-index", "index-at-size", "size-beyond-log", "index-beyond-size",
-         "negative-size"],
+    ids=[
+        "negative-index",
+        "index-at-size",
+        "size-beyond-log",
+        "index-beyond-size",
+        "negative-size",
+    ],
 )
 def test_inclusion_proof_out_of_range_is_refused(log: Log, index: int, size: int | None) -> None:
     log.append([_draft(i) for i in range(6)])
@@ -204,9 +221,7 @@ def test_inclusion_proof_out_of_range_is_refused(log: Log, index: int, size: int
     [(0, None), (7, None), (4, 3), (1, 7)],
     ids=["zero", "beyond-log", "shrinking", "size2-beyond-log"],
 )
-def test_consistency_proof_out_of_range_is_refused(
-    log: Log, size1: int, size2: int | None
-) -> None:
+def test_consistency_proof_out_of_range_is_refused(log: Log, size1: int, size2: int | None) -> None:
     log.append([_draft(i) for i in range(6)])
     with pytest.raises(InvalidInputError):
         log.consistency_proof(size1, size2)
@@ -222,8 +237,13 @@ def history(log: Log, clock: Clock) -> Log:
     appends: list[tuple[str, Sequence[Draft]]] = [
         (T[0], [_draft(0, action="register", subject=churn)]),
         (T[1], [_draft(1, action="promote", actor="bob", subject=churn)]),
-        (T[2], [_draft(2, action="register", subject=Ref("dataset", "DS1")),
-                _draft(3, action="note", subject=fraud)]),
+        (
+            T[2],
+            [
+                _draft(2, action="register", subject=Ref("dataset", "DS1")),
+                _draft(3, action="note", subject=fraud),
+            ],
+        ),
         (T[3], [_draft(4, action="promote", subject=fraud)]),
         (T[4], [_draft(5, action="approve", actor="bob", subject=churn)]),
     ]
@@ -255,10 +275,26 @@ def history(log: Log, clock: Clock) -> Log:
         (EventFilter(subject_id="churn", descending=True, limit=1), [5]),
         (EventFilter(action="retire"), []),
     ],
-    ids=["all", "subject", "subject-type", "subject-id", "action", "actor", "action-and-actor",
-         "since-inclusive", "until-exclusive", "time-range", "since-after-last", "limit",
-         "limit-zero", "start", "descending", "descending-limit", "subject-newest",
-         "no-match"],
+    ids=[
+        "all",
+        "subject",
+        "subject-type",
+        "subject-id",
+        "action",
+        "actor",
+        "action-and-actor",
+        "since-inclusive",
+        "until-exclusive",
+        "time-range",
+        "since-after-last",
+        "limit",
+        "limit-zero",
+        "start",
+        "descending",
+        "descending-limit",
+        "subject-newest",
+        "no-match",
+    ],
 )
 def test_event_filter(history: Log, where: EventFilter, seqs: list[int]) -> None:
     assert [e.seq for e in history.events(where)] == seqs
@@ -268,8 +304,11 @@ def test_events_carry_the_registry_clock(history: Log) -> None:
     assert [e.timestamp for e in history.events()] == [T[0], T[1], T[2], T[2], T[3], T[4]]
 
 
-@pytest.mark.parametrize("ref", [6, -1, "0190f000-0000-7000-8000-000000000000"],
-                         ids=["index-past-end", "negative-index", "unknown-id"])
+@pytest.mark.parametrize(
+    "ref",
+    [6, -1, "0190f000-0000-7000-8000-000000000000"],
+    ids=["index-past-end", "negative-index", "unknown-id"],
+)
 def test_unknown_event_is_not_found(history: Log, ref: int | str) -> None:
     with pytest.raises(NotFoundError, match="not in the log"):
         history.event(ref)

@@ -17,8 +17,9 @@ LEAVES = [merkle.leaf_hash(b"event %d" % i) for i in range(20)]
 FORKED = [*LEAVES[:6], *(merkle.leaf_hash(b"forked %d" % i) for i in range(6, 20))]
 
 
-def _note(size: int, leaves: list[bytes] = LEAVES, *, signer: NoteSigner = LOG,
-          origin: str = ORIGIN) -> str:
+def _note(
+    size: int, leaves: list[bytes] = LEAVES, *, signer: NoteSigner = LOG, origin: str = ORIGIN
+) -> str:
     return sign_note(Checkpoint(origin, size, merkle.root_hash(leaves[:size])).to_text(), signer)
 
 
@@ -28,8 +29,9 @@ def _proof(size1: int, size2: int, leaves: list[bytes] = LEAVES) -> list[bytes]:
 
 @pytest.fixture
 def witness(tmp_path: Path) -> Witness:
-    return Witness.create(tmp_path / "witness", name="test.mltrail/witness",
-                          log_key=LOG.verifier_key)
+    return Witness.create(
+        tmp_path / "witness", name="test.mltrail/witness", log_key=LOG.verifier_key
+    )
 
 
 @pytest.fixture
@@ -106,8 +108,15 @@ def _flipped(proof: list[bytes]) -> list[bytes]:
         (_note(14), _proof(10, 15)),
         (_note(14, FORKED), _proof(10, 14, FORKED)),
     ],
-    ids=["no-proof", "short-proof", "long-proof", "flipped-byte", "proof-from-other-size",
-         "proof-to-other-size", "forked-history"],
+    ids=[
+        "no-proof",
+        "short-proof",
+        "long-proof",
+        "flipped-byte",
+        "proof-from-other-size",
+        "proof-to-other-size",
+        "forked-history",
+    ],
 )
 def test_growth_with_an_invalid_proof_is_refused(
     at_ten: Witness, note: str, proof: list[bytes]

@@ -58,6 +58,11 @@ class Scenario:
         copied: dict[str, Any] = json.loads(json.dumps(self.evidence))
         return copied
 
+    def fresh_override(self) -> dict[str, Any]:
+        """A changeable copy of v2's evidence, whose promotion was a break-glass override."""
+        copied: dict[str, Any] = json.loads(json.dumps(self.override_evidence))
+        return copied
+
 
 def _files(root: Path, name: str, content: str) -> Path:
     folder = root / name
@@ -67,8 +72,9 @@ def _files(root: Path, name: str, content: str) -> Path:
 
 
 def build_scenario(root: Path) -> Scenario:
-    admin = Registry.init(root / "registry", origin="test.mltrail/report",
-                          actor=Actor("user", "mlops.alex"))
+    admin = Registry.init(
+        root / "registry", origin="test.mltrail/report", actor=Actor("user", "mlops.alex")
+    )
     keys: dict[str, Any] = {
         "lead.ds": ed25519.Ed25519PrivateKey.generate(),
         "risk.officer": ed25519.Ed25519PrivateKey.generate(),
@@ -78,8 +84,12 @@ def build_scenario(root: Path) -> Scenario:
         reg.add_principal("ds.maria", display_name="Maria Lopez", roles=["contributor"])
         for pid, name in APPROVERS.items():
             reg.add_principal(pid, display_name=name, roles=["approver"])
-        reg.add_principal("svc.ci", display_name="CI pipeline", kind="service",
-                          roles=["contributor", "ci", "deployer"])
+        reg.add_principal(
+            "svc.ci",
+            display_name="CI pipeline",
+            kind="service",
+            roles=["contributor", "ci", "deployer"],
+        )
         for pid, key in keys.items():
             reg.add_key(pid, dsse.public_key_pem(key.public_key()))
         reg.set_policy(POLICY)
@@ -94,16 +104,24 @@ def build_scenario(root: Path) -> Scenario:
         reg.register_model("fraud", description="card-not-present fraud score")
         reg.register_code(repository="git@git.example.com:ml/fraud.git", commit=COMMIT)
         reg.register_dataset("DS:fraud-2024-04", name="fraud-events", version="2024-04", path=data)
-        reg.register_run("RF5", params={"lr": 0.5, "epochs": 60}, metrics={"auc": 0.93},
-                         datasets=["DS:fraud-2024-04"], commit=COMMIT)
+        reg.register_run(
+            "RF5",
+            params={"lr": 0.5, "epochs": 60},
+            metrics={"auc": 0.93},
+            datasets=["DS:fraud-2024-04"],
+            commit=COMMIT,
+        )
         v1 = reg.add_version("fraud", _files(root, "m1", '{"w": [1]}'), run="RF5").event.subject.id
     with as_("svc.ci", "service") as reg:
         reg.promote(v1, to="staging")
         tests = intoto.test_result_predicate(
-            "PASSED", [{"name": "unit-tests", "uri": "https://ci.example.com/runs/41"}],
-            passed_tests=["test_schema", "test_auc_floor"])
-        reg.attest(v1, predicate_type=intoto.TEST_RESULT, predicate=tests,
-                   private_key=keys["svc.ci"])
+            "PASSED",
+            [{"name": "unit-tests", "uri": "https://ci.example.com/runs/41"}],
+            passed_tests=["test_schema", "test_auc_floor"],
+        )
+        reg.attest(
+            v1, predicate_type=intoto.TEST_RESULT, predicate=tests, private_key=keys["svc.ci"]
+        )
     for who in APPROVERS:
         with as_(who) as reg:
             reg.approve(v1, stage="production", comment=COMMENT, private_key=keys[who])
@@ -112,8 +130,12 @@ def build_scenario(root: Path) -> Scenario:
         reg.deploy("D77", v1, target="k8s/prod/fraud-api", config={"replicas": 3})
     # The incident: drift on the data, a version pushed through with a break-glass override.
     with as_("ds.maria") as reg:
-        reg.record_validation("DS:fraud-2024-04", check="drift", result="WARNED",
-                              details={"feature": "amount", "psi": 0.31})
+        reg.record_validation(
+            "DS:fraud-2024-04",
+            check="drift",
+            result="WARNED",
+            details={"feature": "amount", "psi": 0.31},
+        )
         v2 = reg.add_version("fraud", _files(root, "m2", '{"w": [2]}'), run="RF5").event.subject.id
     with as_("mlops.alex") as reg:
         reg.promote(v2, to="production", override_reason="hotfix for chargeback spike")

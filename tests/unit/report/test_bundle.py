@@ -49,7 +49,8 @@ def _resum(directory: Path) -> None:
     """Recompute SHA256SUMS, as an attacker who edits files would."""
     lines = [
         f"{hashlib.sha256((directory / n).read_bytes()).hexdigest()}  {n}\n"
-        for n in _names(directory) if n != SUMS
+        for n in _names(directory)
+        if n != SUMS
     ]
     (directory / SUMS).write_text("".join(lines))
 
@@ -81,9 +82,13 @@ def test_round_trip_verifies(scenario: Scenario, bundle: Path) -> None:
     checkpoint = _checkpoint(evidence)
     assert isinstance(report, BundleReport)
     assert (report.version_id, report.manifest_sha256) == (
-        "model:fraud:v1", evidence["version"]["manifest_sha256"])
+        "model:fraud:v1",
+        evidence["version"]["manifest_sha256"],
+    )
     assert (report.checkpoint_size, report.checkpoint_root) == (
-        checkpoint.size, checkpoint.root_hash.hex())
+        checkpoint.size,
+        checkpoint.root_hash.hex(),
+    )
     assert (report.events, report.attestations) == (len(evidence["events"]), 1)
     assert (report.approvals, report.signed_approvals) == (2, 2)
     assert report.files == len(_names(bundle))
@@ -132,8 +137,16 @@ def test_write_refuses_evidence_that_does_not_prove_itself(
 
 # --- any byte of any file ------------------------------------------------------------------------
 
-GROUPS = ["evidence.json", "checkpoint.note", "manifest.json", "report.md", "README.txt", SUMS,
-          "events/", "attestations/"]
+GROUPS = [
+    "evidence.json",
+    "checkpoint.note",
+    "manifest.json",
+    "report.md",
+    "README.txt",
+    SUMS,
+    "events/",
+    "attestations/",
+]
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=GROUPS)
@@ -174,7 +187,9 @@ def test_a_changed_event_fails_its_inclusion_proof(scenario: Scenario, bundle: P
     with pytest.raises(VerificationError) as caught:
         verify_bundle(bundle, scenario.verifier_key)
     assert caught.value.message.startswith(
-        f"events/{index}.json: inclusion proof does not verify against checkpoint size {size}")
+        f"events/{index}.json (proof in evidence.json): inclusion proof does not verify "
+        f"against checkpoint size {size}"
+    )
 
 
 # --- missing and extra files ---------------------------------------------------------------------
@@ -273,6 +288,7 @@ def _attestation_result(ev: dict[str, Any]) -> None:
 
 
 def _hidden_override(ev: dict[str, Any]) -> None:
+    assert any(d["override"] for d in ev["decisions"]), "the scenario needs an override here"
     for decision in ev["decisions"]:
         decision["override"] = False
 
@@ -337,12 +353,14 @@ FORGERIES: list[tuple[str, Mutation, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "message"), [f[1:] for f in FORGERIES],
-                         ids=[f[0] for f in FORGERIES])
+@pytest.mark.parametrize(
+    ("mutate", "message"), [f[1:] for f in FORGERIES], ids=[f[0] for f in FORGERIES]
+)
 def test_consistent_forgeries_fail(
     scenario: Scenario, bundle: Path, mutate: Mutation, message: str
 ) -> None:
-    evidence = scenario.fresh()
+    needs_override = mutate in (_hidden_override, _rule_outcome)
+    evidence = scenario.fresh_override() if needs_override else scenario.fresh()
     mutate(evidence)
     _rewrite(bundle, evidence)
     with pytest.raises(VerificationError) as caught:
@@ -373,7 +391,8 @@ def test_an_attestation_not_signed_by_its_signer_fails(scenario: Scenario) -> No
     with pytest.raises(VerificationError) as caught:
         verify_claims(evidence, events)
     assert caught.value.message == (
-        f"attestations/{item['envelope_sha256']}.json: signature does not verify with svc.ci's key")
+        f"attestations/{item['envelope_sha256']}.json: signature does not verify with svc.ci's key"
+    )
 
 
 def test_an_approval_not_signed_by_its_approver_fails(scenario: Scenario) -> None:
@@ -381,11 +400,13 @@ def test_an_approval_not_signed_by_its_approver_fails(scenario: Scenario) -> Non
     events = _records(evidence)
     index = evidence["approvals"][0]["event"]
     events[index]["metadata"]["signature"] = events[evidence["approvals"][1]["event"]]["metadata"][
-        "signature"]  # risk.officer's signature on lead.ds's approval
+        "signature"
+    ]  # risk.officer's signature on lead.ds's approval
     with pytest.raises(VerificationError) as caught:
         verify_claims(evidence, events)
     assert caught.value.message == (
-        f"events/{index}.json (approval by lead.ds): signature does not verify with lead.ds's key")
+        f"events/{index}.json (approval by lead.ds): signature does not verify with lead.ds's key"
+    )
 
 
 def test_a_signer_without_a_registered_key_fails(scenario: Scenario) -> None:
