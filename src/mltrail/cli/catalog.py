@@ -129,7 +129,9 @@ def env_register(
 @run.command("register")
 def run_register(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="Run id, e.g. R678.")],
+    run_id: Annotated[
+        str | None, typer.Argument(help="Run id, e.g. R678 (default: a new UUIDv7).")
+    ] = None,
     param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     metric: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     dataset_id: Annotated[

@@ -32,6 +32,7 @@ from typing import Any, TypeAlias
 
 from mltrail.artifacts.manifest import Manifest
 from mltrail.attest import dsse, intoto
+from mltrail.attest.coverage import covers_version
 from mltrail.attest.dsse import PublicKey
 from mltrail.canonical import canonicalize, loads
 from mltrail.errors import InvalidInputError, RegistryError, VerificationError
@@ -191,7 +192,13 @@ def verify_claims(evidence: Mapping[str, Any], events: Events) -> None:
         version = evidence["version"]
         _check_version(version, evidence["manifest"], events)
         keys = _check_keys(evidence, events)
-        _check_attestations(evidence["attestations"], version, events, keys)
+        _check_attestations(
+            evidence["attestations"],
+            version,
+            events,
+            keys,
+            Manifest.from_dict(evidence["manifest"]),
+        )
         _check_approvals(evidence["approvals"], version, events, keys)
         _check_decisions(evidence.get("policy"), evidence["decisions"], events)
 
@@ -286,7 +293,11 @@ def _check_version(
 
 
 def _check_attestations(
-    items: Sequence[Mapping[str, Any]], version: Mapping[str, Any], events: Events, keys: Keys
+    items: Sequence[Mapping[str, Any]],
+    version: Mapping[str, Any],
+    events: Events,
+    keys: Keys,
+    manifest: Manifest,
 ) -> None:
     for item in items:
         file = f"attestations/{item['envelope_sha256']}.json"
@@ -305,7 +316,7 @@ def _check_attestations(
             raise VerificationError(f"{file}: evidence.json marks it unverified")
         statement = _open_signed(item["envelope"], item["signer"], item["key_id"], keys, file)
         _same(file, "predicate type", item["predicate_type"], statement.predicate_type)
-        if not intoto.matches_subject(statement, version["manifest_sha256"]):
+        if not covers_version(statement, version["manifest_sha256"], manifest):
             raise VerificationError(f"{file}: statement subject is not the version's manifest")
 
 

@@ -28,6 +28,7 @@ from mltrail.events import (
     format_timestamp,
     parse_timestamp,
     sha256_hex,
+    uuid7,
 )
 from mltrail.service.base import Appended, RegistryCore
 
@@ -167,7 +168,7 @@ class CatalogUseCases(RegistryCore):
 
     def register_run(
         self,
-        run_id: str,
+        run_id: str | None = None,
         *,
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
@@ -181,11 +182,13 @@ class CatalogUseCases(RegistryCore):
     ) -> Appended:
         """A training run with its inputs: datasets, code commit, environment, parameters.
 
+        Without ``run_id`` the run gets a new UUIDv7 id (read it from the returned event).
+
         Raises:
             NotFoundError: a referenced dataset, commit or environment is not registered.
         """
         self._require("register")
-        check_id(run_id, "run id")
+        run_id = check_id(run_id, "run id") if run_id is not None else uuid7()
         if status not in RUN_STATUSES:
             raise InvalidInputError(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
         related = self._run_inputs(datasets, commit, environment)

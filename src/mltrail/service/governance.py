@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import mltrail.access.projector
 import mltrail.catalog.governance  # noqa: F401  (registers projections)
 from mltrail.access import queries as access
+from mltrail.artifacts.manifest import Manifest
 from mltrail.attest import dsse, intoto
+from mltrail.attest.coverage import covers_version
 from mltrail.canonical import canonicalize, loads
 from mltrail.catalog import queries
 from mltrail.catalog.ids import check_id, check_name
@@ -213,16 +215,19 @@ class GovernanceUseCases(LineageUseCases):
     # -- attestations -------------------------------------------------------------------------
 
     def attach(self, version: str, envelope: Mapping[str, Any]) -> Appended:
-        """Import a DSSE envelope made elsewhere; its signature must verify with a registered
-        key, and its subject must be this version's digest.
+        """Import a DSSE envelope made elsewhere, or a Sigstore bundle (as the OpenSSF
+        `model_signing` tool writes) whose DSSE envelope is taken. Its signature must verify
+        with a registered key, and it must be about this version (`covers_version`).
 
         Raises:
             VerificationError: no registered key verifies it, or it is about another artifact.
         """
         row = self.get_version(self.resolve_version(version))
         self._require("attest", row["model"])
+        if isinstance(envelope.get("dsseEnvelope"), Mapping):
+            envelope = envelope["dsseEnvelope"]
         statement, key = self._open_envelope(envelope)
-        if not intoto.matches_subject(statement, row["manifest_sha256"]):
+        if not covers_version(statement, row["manifest_sha256"], self._manifest(row)):
             raise VerificationError(
                 f"attestation is about a different artifact than {row['version_id']} "
                 f"(sha256 {row['manifest_sha256'][:16]}…)",
@@ -271,6 +276,9 @@ class GovernanceUseCases(LineageUseCases):
             predicate=dict(predicate),
         )
         return self.attach(version, intoto.sign_statement(statement, private_key))
+
+    def _manifest(self, row: Mapping[str, Any]) -> Manifest:
+        return Manifest.from_dict(loads(self.store.read_bytes(row["manifest_sha256"])))
 
     def _open_envelope(
         self, envelope: Mapping[str, Any]
@@ -483,6 +491,7 @@ class GovernanceUseCases(LineageUseCases):
     # -- evidence --------------------------------------------------------------------------
 
     def _evidence(self, row: Mapping[str, Any], to: str) -> Evidence:
+        manifest = self._manifest(row)
         with self.db.read() as conn:
             run = queries.find(conn, "run", row["run_id"]) if row.get("run_id") else None
             approvals = [
@@ -492,7 +501,7 @@ class GovernanceUseCases(LineageUseCases):
                 ).mappings()
             ]
             attestations = [
-                self._attestation_evidence(conn, dict(a), row["model"])
+                self._attestation_evidence(conn, dict(a), row["model"], manifest)
                 for a in conn.execute(
                     sa.select(t.attestations).where(
                         t.attestations.c.subject_id == row["version_id"]
@@ -557,7 +566,7 @@ class GovernanceUseCases(LineageUseCases):
         return False
 
     def _attestation_evidence(
-        self, conn: Any, a: Mapping[str, Any], model: str
+        self, conn: Any, a: Mapping[str, Any], model: str, manifest: Manifest
     ) -> AttestationEvidence:
         # Verified again when the gate reads it: the key must still be registered and active.
         envelope = loads(self.store.read_bytes(a["envelope_sha256"]))
@@ -572,12 +581,13 @@ class GovernanceUseCases(LineageUseCases):
                     envelope, [dsse.load_public_key(key["public_key"])]
                 )
                 valid = True
+                break
             except (VerificationError, FormatError):
                 valid = False
         grants = access.grants_of(conn, a["signer"])
         subject = (
             a["subject_sha256"]
-            if statement is None or intoto.matches_subject(statement, a["subject_sha256"])
+            if statement is None or covers_version(statement, a["subject_sha256"], manifest)
             else ""
         )
         event = self.log.event(int(a["seq"]))
