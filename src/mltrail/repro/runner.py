@@ -32,6 +32,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -148,6 +149,8 @@ def load_entrypoint(model_dir: Path, entrypoint: str) -> Callable[[Any], Any]:
         ConfigError: a dependency is not installed (MLflow for pyfunc models).
         ScoringError: executing the model's module failed.
     """
+    if entrypoint.startswith(COMMAND_PREFIX):
+        return _command(model_dir, entrypoint.removeprefix(COMMAND_PREFIX))
     spec = _parse_entrypoint(model_dir, entrypoint)
     if spec.kind == "pyfunc":
         return _load_pyfunc(model_dir)
@@ -258,6 +261,12 @@ def score_isolated(
         FormatError: ``input`` is not JSON.
         ScoringError: the child failed, timed out or printed no JSON (stderr tail included).
     """
+    if entrypoint.startswith(COMMAND_PREFIX):  # the env's bin/ first, so `python` is its own
+        bin_dir = str(Path(python).parent)
+        path = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+        return _command(
+            model_dir, entrypoint.removeprefix(COMMAND_PREFIX), timeout, {"PATH": path}
+        )(input)
     spec = _parse_entrypoint(model_dir, entrypoint)
     root = str(model_dir.resolve())
     argv = [str(python), "-I", "-B", "-c", _RUNNER, root, spec.kind, spec.target, spec.function]
@@ -279,6 +288,46 @@ def score_isolated(
 
 
 # -- entry points ---------------------------------------------------------------------------
+
+
+COMMAND_PREFIX = "cmd:"
+"""An entry point ``cmd:ARGV`` runs ARGV in the model directory: the input as JSON on its
+standard input, the output as JSON on its standard output."""
+
+
+def _command(
+    model_dir: Path, command: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> Callable[[Any], Any]:
+    argv = shlex.split(command)
+    if not argv:
+        raise InvalidInputError(
+            "entry point 'cmd:' names no command", hint="e.g. cmd:python score.py"
+        )
+    if not model_dir.is_dir():
+        raise NotFoundError(f"model directory {model_dir} does not exist")
+
+    def run(value: Any) -> Any:
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=model_dir,
+                input=json.dumps(value).encode(),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                env={**os.environ, **env} if env else None,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ScoringError(f"scoring command {command!r} could not run: {exc}") from exc
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace")[-500:]
+            raise ScoringError(f"scoring command {command!r} exited {done.returncode}: {tail}")
+        try:
+            return json.loads(done.stdout)
+        except ValueError as exc:
+            raise ScoringError(f"scoring command {command!r} printed no JSON: {exc}") from exc
+
+    return run
 
 
 def _parse_entrypoint(model_dir: Path, entrypoint: str) -> _Entrypoint:

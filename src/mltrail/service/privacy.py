@@ -9,7 +9,7 @@ part of the log. Erasing a payload therefore never breaks a proof.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -47,6 +47,16 @@ class PrivacyUseCases(EvidenceUseCases):
         if kwargs.get("metadata") and self.settings.redaction:
             kwargs["metadata"] = self.redactor.redact(dict(kwargs["metadata"]))
         return super()._draft(action, subject, **kwargs)
+
+    def _signed_approval(
+        self, row: Mapping[str, Any], meta: Mapping[str, Any], private_key: Any
+    ) -> dict[str, Any]:
+        # The approver signs what the event records: redacted, or the raw comment would sit
+        # in the signed payload and the signature would not match the event's metadata.
+        if self.settings.redaction:
+            redacted = self.redactor.redact(dict(meta))
+            meta = {key: redacted.get(key) for key in meta}  # a dropped member signs as null
+        return super()._signed_approval(row, meta, private_key)
 
     def subject_key(self, data_subject: str) -> str:
         """The keyed hash under which a data subject (customer id, e-mail) is known."""

@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +91,13 @@ class OperationsUseCases(PrivacyUseCases):
                             digest=trace["model_version"]["manifest_sha256"],
                         )
                     ],
-                    metadata={
+                    # `result` names what happened; `outcome` stays success or failure
+                    # (DESIGN §2), which the `outcome=` below sets.
+                    metadata={"result": result["outcome"]}
+                    | {
                         k: v
                         for k, v in result.items()
-                        if k
-                        in (
-                            "outcome",
-                            "reason",
-                            "difference",
-                            "isolated",
-                            "environment_differences",
-                        )
+                        if k in ("reason", "difference", "isolated", "environment_differences")
                     },
                     outcome="success" if result["outcome"] == "reproduced" else "failure",
                 )
@@ -280,6 +276,8 @@ class OperationsUseCases(PrivacyUseCases):
                 "deploy",
             ):
                 refs.setdefault(event.artifact_sha256, {"versions": []})
+            for digest in _named_digests(event.metadata):
+                refs.setdefault(digest, {"versions": []})
         for version_id, manifest in versions:
             for digest, size in self._manifest_entries(manifest):
                 refs.setdefault(digest, {"versions": []})["versions"].append(version_id)
@@ -341,6 +339,16 @@ class OperationsUseCases(PrivacyUseCases):
             metadata={"flag": "integrity_failed", "reason": reason},
         )
         return self._append([draft])[0]
+
+
+def _named_digests(metadata: Mapping[str, Any]) -> list[str]:
+    """Artifacts an event names in its metadata: a deployment's config, a promotion's
+    verification summary, an environment's lockfiles."""
+    named = [metadata.get("config_sha256"), metadata.get("verification_attestation")]
+    lockfiles = metadata.get("lockfiles")
+    if isinstance(lockfiles, dict):
+        named += lockfiles.values()
+    return [d for d in named if isinstance(d, str)]
 
 
 def _alert(report: dict[str, Any], command: str | None, webhook: str | None) -> None:

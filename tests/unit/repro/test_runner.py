@@ -443,3 +443,24 @@ def test_offline_build_fails_clearly_when_a_wheel_is_missing(tmp_path: Path) -> 
         build_isolated_env(lockfile, [], tmp_path / "env", wheel_dir=tmp_path / "wheels")
     assert any("absentdep" in line for line in caught.value.errors)
     assert "pip download" in caught.value.hint()
+
+
+def test_command_entry_point_scores_over_stdin_and_stdout(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "score_cli.py").write_text(
+        "import json, sys\nx = json.load(sys.stdin)\nprint(json.dumps({'score': x['a'] * 2}))\n"
+    )
+    entry = f"cmd:{sys.executable} score_cli.py"
+    assert score_in_process(model, entry, {"a": 21}) == {"score": 42}
+    assert score_isolated(Path(sys.executable), model, "cmd:python score_cli.py", {"a": 2}) == {
+        "score": 4
+    }
+
+
+def test_command_entry_point_failure_is_a_scoring_error(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "fail.py").write_text("import sys\nsys.exit('boom')\n")
+    with pytest.raises(ScoringError, match="boom"):
+        score_in_process(model, f"cmd:{sys.executable} fail.py", {})
