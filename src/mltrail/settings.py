@@ -21,7 +21,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mltrail.errors import ConfigError
 
@@ -72,6 +72,19 @@ class Settings(BaseModel):
         }
     )
     mode: Literal["local", "server"] = "local"
+
+    @field_validator("retention_days")
+    @classmethod
+    def _legal_minimum(cls, windows: dict[str, int]) -> dict[str, int]:
+        # Deployment and prediction records are kept at least six months (DESIGN §7).
+        for record_class in ("prediction_input", "prediction_log", "deployment_log"):
+            days = windows.get(record_class, SIX_MONTHS_DAYS)
+            if days < SIX_MONTHS_DAYS:
+                raise ValueError(
+                    f"retention for {record_class} is {days} days; at least {SIX_MONTHS_DAYS} "
+                    "are required"
+                )
+        return windows
 
     @classmethod
     def default(

@@ -29,7 +29,7 @@ from mltrail.errors import (
 from mltrail.events import Action, Actor, Draft, Event, Ref, SubjectType, now_timestamp
 from mltrail.ledger import merkle
 from mltrail.ledger.audit import AuditReport, Progress, audit
-from mltrail.ledger.checkpoint import Checkpoint, NoteSigner
+from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, split_note
 from mltrail.ledger.keys import load_signer, save_signer
 from mltrail.ledger.log import EventFilter, Log, Projector, Receipt
 from mltrail.settings import ActorSettings, Settings, default_actor_id, load_settings
@@ -47,6 +47,12 @@ class Origin:
 
     interface: str = "sdk"
     address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.interface not in INTERFACES:
+            raise InvalidInputError(
+                f"origin interface {self.interface!r} is not one of {sorted(INTERFACES)}"
+            )
 
     def to_dict(self) -> dict[str, str]:
         out = {"interface": self.interface}
@@ -242,7 +248,7 @@ class RegistryCore:
         checkpoint, note = self.checkpoint()
         if size is not None and size != checkpoint.size:
             note = self.log.checkpoint_at(size)
-            checkpoint = Checkpoint.from_text(note.split("\n\n")[0] + "\n")
+            checkpoint = _body(note)
         if event.seq >= checkpoint.size:
             raise NotFoundError(
                 f"event {event.seq} is not covered by a checkpoint of size {checkpoint.size}"
@@ -256,8 +262,7 @@ class RegistryCore:
         """Consistency proof between two signed tree sizes, self-checked before returning."""
         size2 = size2 if size2 is not None else self.checkpoint()[0].size
         note1, note2 = self.log.checkpoint_at(size1), self.log.checkpoint_at(size2)
-        cp1 = Checkpoint.from_text(note1.split("\n\n")[0] + "\n")
-        cp2 = Checkpoint.from_text(note2.split("\n\n")[0] + "\n")
+        cp1, cp2 = _body(note1), _body(note2)
         proof = self.log.consistency_proof(size1, size2) if size1 != size2 else []
         merkle.verify_consistency(size1, size2, proof, cp1.root_hash, cp2.root_hash)
         return {
@@ -326,6 +331,11 @@ class RegistryCore:
             except (IntegrityError, NotFoundError) as exc:
                 problems[digest] = exc.message
         return {"checked": checked, "problems": problems}
+
+
+def _body(note: str) -> Checkpoint:
+    """The checkpoint a signed note carries (its signature was checked where it was read)."""
+    return Checkpoint.from_text(split_note(note)[0])
 
 
 def _configured_actor(configured: ActorSettings | None) -> Actor:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mltrail.canonical import canonicalize
-from mltrail.errors import ConfigError, InvalidInputError, NotFoundError
+from mltrail.errors import InvalidInputError, NotFoundError
 from mltrail.events import Action, Draft, Event, Ref, SubjectType, format_timestamp, parse_timestamp
 from mltrail.privacy.redaction import Redactor, Rule, keyed_hash
 from mltrail.service.base import Appended
@@ -187,16 +187,9 @@ class PrivacyUseCases(EvidenceUseCases):
     # -- retention -------------------------------------------------------------------------
 
     def retention_windows(self) -> dict[str, int]:
-        """Days to keep each record class; windows below the legal minimum are refused."""
-        windows = dict(self.settings.retention_days)
-        for record_class, minimum in MIN_DAYS.items():
-            days = windows.setdefault(record_class, minimum)
-            if days < minimum:
-                raise ConfigError(
-                    f"retention for {record_class} is {days} days; at least {minimum} are required",
-                    hint=f"raise retention_days.{record_class} in config.json to {minimum} or more",
-                )
-        return windows
+        """Days to keep each record class (the legal minimum is enforced when `Settings`
+        are read, so a shorter window never reaches this point)."""
+        return {**MIN_DAYS, **self.settings.retention_days}
 
     def apply_retention(self, *, dry_run: bool = False) -> dict[str, Any]:
         """Delete payloads past their retention window (never ledger events), skipping held

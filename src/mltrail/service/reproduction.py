@@ -27,6 +27,7 @@ from mltrail.errors import (
     StorageError,
 )
 from mltrail.events import Action, Event, Ref, SubjectType
+from mltrail.ledger.log import EventFilter
 from mltrail.privacy.redaction import keyed_hash
 from mltrail.repro.lockfile import lockfile_format
 from mltrail.repro.runner import (
@@ -154,17 +155,22 @@ class OperationsUseCases(PrivacyUseCases):
         pid = prediction["prediction_id"]
         data = self.payload(f"prediction:{pid}:input")
         if data is None:
-            erased = any(
-                e.action == "erase" and e.outcome == "success"
-                for e in self._mentions("prediction", pid)
-            )
-            raise _NotReproducible(
-                "input erased" if erased else "input was not kept for reproduction"
-            )
+            raise _NotReproducible(self._why_no_input(pid, prediction["timestamp"]))
         value = loads(data)
         if keyed_hash(self.secret, value) != prediction["input_hmac"]:
             raise _NotReproducible("kept input does not match the logged input digest")
         return value
+
+    def _why_no_input(self, pid: str, logged_at: str) -> str:
+        if any(
+            e.action == "erase" and e.outcome == "success"
+            for e in self._mentions("prediction", pid)
+        ):
+            return "input erased"
+        purges = self.events(EventFilter(action="erase", since=logged_at))
+        if any(e.metadata.get("status") == "purged" for e in purges):
+            return "input purged by retention (or never kept)"
+        return "input was not kept for reproduction"
 
     def _mentions(self, ref_type: str, ref_id: str) -> Iterator[Event]:
         with self.db.read() as conn:
