@@ -302,9 +302,9 @@ def _check_events(
         if index in events:
             raise VerificationError(f"evidence.json: lists event {index} twice")
         if name not in files:
-            raise VerificationError(f"{name}: missing from the bundle")
+            raise VerificationError(f"{name}: missing from the bundle, yet evidence.json lists it")
         data, digest = files[name], _sha256(files[name])
-        with naming(name):
+        with naming("evidence.json"):  # the proofs are listed there, not in the event file
             proof = [bytes.fromhex(h) for h in item["proof"]]
         # The proof comes from evidence.json and the bytes from the event file: name both.
         check_inclusion(digest, index, proof, checkpoint, what=f"{name} (proof in evidence.json)")
