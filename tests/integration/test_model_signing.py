@@ -11,6 +11,7 @@ import pytest
 
 from mltrail.artifacts.manifest import MODEL_SIGNING_PREDICATE_TYPE
 from mltrail.errors import VerificationError
+from mltrail.events import Actor
 from mltrail.report.bundle import verify_bundle, write_bundle
 from mltrail.service import Registry
 
@@ -80,3 +81,31 @@ def test_bundle_with_a_flipped_signature_is_refused(reg: Registry) -> None:
     envelope["signatures"][0]["sig"] = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
     with pytest.raises(VerificationError):
         reg.attach(version, bundle)
+
+
+def test_training_provenance_names_the_runs_inputs(reg: Registry, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from mltrail.attest import dsse, intoto
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("a\n1\n")
+    ds = reg.register_dataset("DS:t", name="t", version="1", path=data)
+    commit = reg.register_code(repository="git@example.com:t.git", commit="c1a2b" + "0" * 35)
+    reg.register_run("R-t", params={"lr": 0.1}, datasets=["DS:t"], commit=commit.event.subject.id)
+    version = reg.add_version("tiny", VECTOR / "tiny-model", run="R-t").event.subject.id
+    key = ed25519.Ed25519PrivateKey.generate()
+    reg.add_key("svc.signer", dsse.public_key_pem(key.public_key()))
+    signer = Registry.open(reg.root, actor=Actor("service", "svc.signer"))
+    done = signer.attest_provenance(version, private_key=key)
+    assert done.event.metadata["predicate_type"] == intoto.SLSA_PROVENANCE
+    envelope = json.loads(reg.store.read_bytes(done.event.subject.id))
+    statement = intoto.open_statement(envelope, [key.public_key()])
+    deps = statement.predicate["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
+    assert {"name": "DS:t", "digest": {"sha256": ds.event.subject.digest}} in deps
+    assert {
+        "name": "source",
+        "uri": "git+git@example.com:t.git",
+        "digest": {"gitCommit": "c1a2b" + "0" * 35},
+    } in deps

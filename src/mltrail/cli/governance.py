@@ -216,7 +216,7 @@ def attest(
     version: Annotated[str, typer.Argument(help="Version, e.g. fraud:v5.")],
     key_file: Annotated[Path, typer.Option("--key", help="Your private key file.")],
     kind: Annotated[
-        str, typer.Option("--type", help="test-result, drift or fairness.")
+        str, typer.Option("--type", help="test-result, drift, fairness or slsa-provenance.")
     ] = "test-result",
     result: Annotated[str, typer.Option(help="PASSED, WARNED or FAILED.")] = "PASSED",
     name: Annotated[str | None, typer.Option(help="Test name, e.g. unit-tests.")] = None,
@@ -232,6 +232,11 @@ def attest(
     """
     private = load_private_key(key_file)
     with state(ctx).open() as reg:
+        if kind == "slsa-provenance":  # built from the version's run, datasets, commit, env
+            _done(
+                reg.attest_provenance(version, private_key=private), as_json, "provenance attached"
+            )
+            return
         digest = reg.store.put_file(report).digest if report else None
         predicate_type, predicate = _predicate(
             kind, result, name, digest, _pairs_option(metric, "metric"), reg.actor.id, reg.clock()
@@ -251,8 +256,8 @@ def attach(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Attach a DSSE envelope made elsewhere; it must verify with a registered key and be about
-    this version's digest.
+    """Attach a DSSE envelope made elsewhere, or a Sigstore bundle from OpenSSF model_signing;
+    it must verify with a registered key and be about this version.
 
     Example: mltrail attach fraud:v5 provenance.dsse.json
     """

@@ -20,6 +20,7 @@ from mltrail.access import queries as access
 from mltrail.artifacts.manifest import Manifest
 from mltrail.attest import dsse, intoto
 from mltrail.attest.coverage import covers_version
+from mltrail.attest.provenance import training_provenance
 from mltrail.canonical import canonicalize, loads
 from mltrail.catalog import queries
 from mltrail.catalog.ids import check_id, check_name
@@ -276,6 +277,19 @@ class GovernanceUseCases(LineageUseCases):
             predicate=dict(predicate),
         )
         return self.attach(version, intoto.sign_statement(statement, private_key))
+
+    def attest_provenance(self, version: str, *, private_key: Any) -> Appended:
+        """Sign and attach SLSA Provenance v1 for the version's training run: its
+        parameters, datasets, commit and environment, each by digest."""
+        predicate = training_provenance(
+            self.trace_version(version), builder_id=self.settings.origin
+        )
+        return self.attest(
+            version,
+            predicate_type=intoto.SLSA_PROVENANCE,
+            predicate=predicate,
+            private_key=private_key,
+        )
 
     def _manifest(self, row: Mapping[str, Any]) -> Manifest:
         return Manifest.from_dict(loads(self.store.read_bytes(row["manifest_sha256"])))
