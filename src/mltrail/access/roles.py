@@ -8,7 +8,7 @@ holds on that scope (or on ``*``) grant it, and why not.
 True
 >>> d = decide("approve", "churn", {"churn": {"viewer"}}, active=True)
 >>> (d.allowed, d.reason)
-(False, "needs role approver or admin on model 'churn'; holds viewer")
+(False, "needs role admin or approver on model 'churn'; holds viewer")
 """
 
 from __future__ import annotations

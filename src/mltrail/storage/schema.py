@@ -215,7 +215,7 @@ predictions = _projection(
 Index("ix_predictions_batch", predictions.c.batch_id, predictions.c.position)
 
 event_refs = _projection(
-    "ledger_refs",
+    "event_refs",
     # Every subject and related reference of every event: `mltrail history` in one lookup.
     Column("ref_type", Text, nullable=False),
     Column("ref_id", Text, nullable=False),

@@ -211,7 +211,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_approvals_version", ["version_id", "stage"], unique=False)
 
     op.create_table(
-        "ledger_refs",
+        "event_refs",
         sa.Column("ref_type", sa.Text(), nullable=False),
         sa.Column("ref_id", sa.Text(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
@@ -278,7 +278,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_lineage_dst")
 
     op.drop_table("lineage_edges")
-    op.drop_table("ledger_refs")
+    op.drop_table("event_refs")
     with op.batch_alter_table("governance_approvals", schema=None) as batch_op:
         batch_op.drop_index("ix_approvals_version")
 
