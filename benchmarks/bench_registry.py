@@ -35,7 +35,16 @@ from mltrail.canonical import canonicalize
 from mltrail.events import Actor, Draft, Ref
 from mltrail.service import Registry
 
-RESULTS: list[tuple[str, str, str, str]] = []
+
+class _Results(list[tuple[str, str, str, str]]):
+    """The final table's rows; each is also shown as soon as it is measured."""
+
+    def append(self, row: tuple[str, str, str, str]) -> None:
+        super().append(row)
+        print(" | ".join(row), file=sys.stderr, flush=True)
+
+
+RESULTS = _Results()
 
 
 def p50(fn: Callable[[], object], repeat: int) -> float:

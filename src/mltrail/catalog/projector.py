@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mltrail.canonical import dumps_text, loads
 from mltrail.events import Event
+from mltrail.storage import raw
 from mltrail.storage import schema as t
 
 __all__ = ["insert_ignore", "project_events", "set_flag"]
@@ -23,11 +23,20 @@ Handler = Callable[[Connection, Event], None]
 
 
 def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows``, skipping those whose primary key exists (both dialects)."""
+    """Insert ``rows``, skipping those whose primary key exists (SQLite and PostgreSQL both
+    accept ``ON CONFLICT DO NOTHING``); plain SQL, as this runs on every append."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).on_conflict_do_nothing(), list(rows))
+    names = list(rows[0])
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+        "ON CONFLICT DO NOTHING"
+    )
+    raw.executemany(
+        conn,
+        sql,
+        [tuple(str(r[n]) if isinstance(r[n], str) else r[n] for n in names) for r in rows],
+    )
 
 
 def project_events(conn: Connection, events: Iterable[Event]) -> None:

@@ -76,10 +76,20 @@ def resolve_alias(conn: Connection, model: str, alias: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def version_with(conn: Connection, model: str, manifest_sha256: str, run: str | None) -> int | None:
+    """The log index of the version of ``model`` with these files from this run, if any."""
+    rows = raw.execute(
+        conn,
+        "SELECT seq, run_id FROM catalog_versions WHERE model = ? AND manifest_sha256 = ?",
+        (model, manifest_sha256),
+    )
+    return next((int(seq) for seq, run_id in rows if run_id == run), None)
+
+
 def next_version_number(conn: Connection, model: str) -> int:
-    top = conn.execute(
-        sa.select(sa.func.max(t.versions.c.number)).where(t.versions.c.model == model)
-    ).scalar()
+    [(top,)] = raw.execute(
+        conn, "SELECT max(number) FROM catalog_versions WHERE model = ?", (model,)
+    )
     return int(top or 0) + 1
 
 

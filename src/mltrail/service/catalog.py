@@ -271,14 +271,10 @@ class CatalogUseCases(RegistryCore):
         with self.db.read() as conn:
             queries.get(conn, "model", model)
             run_row = queries.get(conn, "run", run) if run is not None else None
-            same = [
-                v
-                for v in queries.list_versions(conn, model)
-                if v["manifest_sha256"] == stored.digest and v["run_id"] == run
-            ]
+            same = queries.version_with(conn, model, stored.digest, run)
             number = queries.next_version_number(conn, model)
-        if same:
-            event = self.log.event(int(same[0]["seq"]))
+        if same is not None:
+            event = self.log.event(same)
             return Appended(event, self.prove_event(event.seq))
         vid = version_id(model, number)
         related = [Ref(SubjectType.MODEL, model, role="version_of")]
