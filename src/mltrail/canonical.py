@@ -31,9 +31,10 @@ __all__ = [
 ]
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_NODES = 1_000_000  # parts of one value: far beyond any event, short of a hang
 _ESCAPE = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
 _FAST = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 ).encode
 
 
@@ -181,22 +182,34 @@ def _encode(obj: Any) -> str:
 
 
 def _plain(obj: Any) -> bool:
-    """Only types the C encoder renders exactly as RFC 8785 does (strings unchecked)."""
-    kind = type(obj)
-    if kind is dict:
-        for key, value in obj.items():
-            if not isinstance(key, str):
+    """Only types the C encoder renders exactly as RFC 8785 does (strings unchecked).
+
+    Iterative, with the common scalar cases tested first: it runs on every event. A value
+    of more than `MAX_NODES` parts (or one that contains itself) is refused.
+    """
+    stack = [obj]
+    budget = MAX_NODES
+    while stack:
+        budget -= 1
+        if budget < 0:
+            raise FormatError(f"value has more than {MAX_NODES} parts (or contains itself)")
+        value = stack.pop()
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is dict:
+            for key in value:
+                if type(key) is not str and not isinstance(key, str):
+                    return False
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                 return False
-            if isinstance(value, str) or value is None or type(value) is bool:
-                continue
-            if not _plain(value):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        return all(isinstance(item, str) or _plain(item) for item in obj)
-    if kind is int:
-        return bool(-MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER)
-    return isinstance(obj, str) or kind is bool or obj is None
+        elif not isinstance(value, str):
+            return False
+    return True
 
 
 def _fast_path_ok(obj: Any) -> bool:

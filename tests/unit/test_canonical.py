@@ -93,3 +93,10 @@ def test_str_subclasses_encode_as_their_value() -> None:
     from mltrail.events import Action
 
     assert canonicalize({"action": Action.PROMOTE}) == b'{"action":"promote"}'
+
+
+def test_a_value_that_contains_itself_is_refused_not_hung() -> None:
+    looped: dict[str, object] = {"a": 1}
+    looped["self"] = looped
+    with pytest.raises(FormatError, match="contains itself"):
+        canonicalize(looped)
