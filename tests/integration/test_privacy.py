@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,11 +19,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from demo_registry import ADMIN, cli
 
 from mltrail.attest import dsse
 from mltrail.canonical import canonicalize, loads
 from mltrail.cli.main import main
-from mltrail.demo.story import SimClock, build_demo
+from mltrail.demo.story import SimClock
 from mltrail.errors import ConfigError, NotFoundError
 from mltrail.events import Actor
 from mltrail.ledger.log import EventFilter
@@ -32,7 +32,6 @@ from mltrail.privacy.redaction import HASH_PREFIX, keyed_hash
 from mltrail.service import Registry
 from mltrail.settings import RedactionRule, load_settings
 
-ADMIN = Actor("user", "mlops.alex")
 EMAIL = "ana@example.com"
 CUSTOMER = "customer-8812"
 SENSITIVE = (EMAIL, CUSTOMER)
@@ -225,45 +224,10 @@ def test_an_evidence_bundle_holds_no_sensitive_value_and_verifies(
 # -- erasure, legal holds, retention on the demo registry ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo registry, built once for the module (about six seconds); tests use copies."""
-    return build_demo(tmp_path_factory.mktemp("demo"), predictions=2000).registry
-
-
-def copy_registry(source: Path, dest: Path) -> Path:
-    """A restored backup: the directory copied, its config pointed at the copy's own files."""
-    shutil.copytree(source, dest)
-    configure(
-        dest,
-        database=f"sqlite:///{dest / 'registry.db'}",
-        artifacts=(dest / "artifacts").as_uri(),
-    )
-    return dest
-
-
-@pytest.fixture
-def root(pristine: Path, tmp_path: Path) -> Path:
-    return copy_registry(pristine, tmp_path / "registry")
-
-
-@pytest.fixture
-def reg(root: Path) -> Iterator[Registry]:
-    with Registry.open(root, actor=ADMIN) as opened:
-        yield opened
-
-
 def at(root: Path, year: int, month: int, day: int) -> Registry:
     """The registry as the admin, its clock set to that day (midnight UTC)."""
     clock = SimClock(datetime(year, month, day, tzinfo=UTC))
     return Registry.open(root, actor=ADMIN, clock=clock)
-
-
-def cli(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(["-r", str(root), "--actor", "mlops.alex", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def kept(reg: Registry, prediction_id: str) -> bool:

@@ -10,7 +10,6 @@ to the artifact directory (committed files are read-only, so it makes them writa
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -18,12 +17,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from demo_registry import cli
 
 from mltrail.artifacts.local import LocalArtifactStore
 from mltrail.artifacts.manifest import Manifest
 from mltrail.canonical import loads
-from mltrail.cli.main import main
-from mltrail.demo.story import build_demo
 from mltrail.errors import (
     ConflictError,
     IntegrityError,
@@ -31,48 +29,11 @@ from mltrail.errors import (
     PolicyError,
     StorageError,
 )
-from mltrail.events import Actor, Event
+from mltrail.events import Event
 from mltrail.ledger.log import EventFilter
 from mltrail.service import Registry
-from mltrail.settings import load_settings
 
-ADMIN = Actor("user", "mlops.alex")
 V2 = "model:churn:v2"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo registry, built once for the module (about six seconds); tests use copies."""
-    return build_demo(tmp_path_factory.mktemp("demo"), predictions=2000).registry
-
-
-def copy_registry(source: Path, dest: Path) -> Path:
-    """A restored backup: the directory copied, its config pointed at the copy's own files."""
-    shutil.copytree(source, dest)
-    settings = load_settings(dest)
-    settings.database = f"sqlite:///{dest / 'registry.db'}"
-    settings.artifacts = (dest / "artifacts").as_uri()
-    settings.save(dest)
-    return dest
-
-
-@pytest.fixture
-def root(pristine: Path, tmp_path: Path) -> Path:
-    return copy_registry(pristine, tmp_path / "registry")
-
-
-@pytest.fixture
-def reg(root: Path) -> Iterator[Registry]:
-    with Registry.open(root, actor=ADMIN) as opened:
-        yield opened
-
-
-def cli(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`mltrail -r ROOT --actor mlops.alex ARGS...` in process: exit code, stdout, stderr."""
-    capsys.readouterr()
-    code = main(["-r", str(root), "--actor", "mlops.alex", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def stored(reg: Registry, version: str, name: str) -> tuple[str, Path]:

@@ -14,58 +14,20 @@ import socket
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_registry import ADMIN, cli
 
 from mltrail.canonical import loads
-from mltrail.cli.main import main
-from mltrail.demo.story import COMMIT_C1, build_demo
+from mltrail.demo.story import COMMIT_C1
 from mltrail.errors import NotFoundError
-from mltrail.events import Actor
 from mltrail.ledger.log import EventFilter
 from mltrail.service import Registry
-from mltrail.settings import load_settings
 
-ADMIN = Actor("user", "mlops.alex")
 CHAIN = ["P123", "D45", "model:churn:v2", "R678", "DS:2024-05-15"]
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo registry, built once for the module (about six seconds); tests use copies."""
-    return build_demo(tmp_path_factory.mktemp("demo"), predictions=2000).registry
-
-
-def copy_registry(source: Path, dest: Path) -> Path:
-    """A restored backup: the directory copied, its config pointed at the copy's own files."""
-    shutil.copytree(source, dest)
-    settings = load_settings(dest)
-    settings.database = f"sqlite:///{dest / 'registry.db'}"
-    settings.artifacts = (dest / "artifacts").as_uri()
-    settings.save(dest)
-    return dest
-
-
-@pytest.fixture
-def root(pristine: Path, tmp_path: Path) -> Path:
-    return copy_registry(pristine, tmp_path / "registry")
-
-
-@pytest.fixture
-def reg(root: Path) -> Iterator[Registry]:
-    with Registry.open(root, actor=ADMIN) as opened:
-        yield opened
-
-
-def cli(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`mltrail -r ROOT --actor mlops.alex ARGS...` in process: exit code, stdout, stderr."""
-    capsys.readouterr()
-    code = main(["-r", str(root), "--actor", "mlops.alex", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def reproductions(reg: Registry, prediction_id: str) -> list[int]:
