@@ -6,20 +6,19 @@ is appended to the log as a `reproduce` event, through the service and through `
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from demo_registry import ADMIN, cli
+from wheels import build_wheel
 
 from mltrail.canonical import loads
 from mltrail.demo.story import COMMIT_C1
@@ -177,34 +176,6 @@ def test_an_unknown_prediction_is_not_found_and_nothing_is_logged(
 
 
 # -- isolated reproduction, offline from the recorded lockfile (slow: builds virtualenvs) -------
-
-
-def build_wheel(wheel_dir: Path, name: str = "tinydep", version: str = "0.1") -> Path:
-    """A pure-Python wheel written by hand (PEP 427): no build backend, no network."""
-    dist_info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": b"FACTOR = 3\n\ndef triple(x):\n    return x * FACTOR\n",
-        f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-        ),
-        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: mltrail-tests\n"
-        b"Root-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [
-        f"{path},sha256={_b64(hashlib.sha256(data).digest())},{len(data)}"
-        for path, data in files.items()
-    ]
-    files[f"{dist_info}/RECORD"] = ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode()
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    wheel = wheel_dir / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-    return wheel
-
-
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 TINYDEP_MODEL = """\

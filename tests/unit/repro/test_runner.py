@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import doctest
 import hashlib
 import sys
 import textwrap
 import types
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from wheels import build_wheel
 
 import mltrail.repro
 from mltrail.errors import ConfigError, InvalidInputError, NotFoundError
@@ -355,39 +354,6 @@ def test_module_docstring_examples_run() -> None:
 
 
 # -- building isolated environments offline (slow: creates virtualenvs) ------------------------
-
-
-def build_wheel(wheel_dir: Path, name: str = "tinydep", version: str = "0.1") -> Path:
-    """A pure-Python wheel written by hand (PEP 427), so no build backend or network is needed.
-
-    /work/venv has setuptools 65 but not ``wheel``, so ``pip wheel --no-build-isolation``
-    cannot build one there; the format is a zip with METADATA, WHEEL and RECORD.
-    """
-    dist_info = f"{name}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    files = {
-        f"{name}/__init__.py": b"FACTOR = 3\n\ndef triple(x):\n    return x * FACTOR\n",
-        f"{dist_info}/METADATA": metadata.encode(),
-        f"{dist_info}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: mltrail-tests\nRoot-Is-Purelib: true\n"
-            b"Tag: py3-none-any\n"
-        ),
-    }
-    record = [
-        f"{path},sha256={_b64(hashlib.sha256(data).digest())},{len(data)}"
-        for path, data in files.items()
-    ]
-    files[f"{dist_info}/RECORD"] = ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode()
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    wheel = wheel_dir / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-    return wheel
-
-
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def sha256_of(path: Path) -> str:
