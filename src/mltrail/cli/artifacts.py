@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 
 from mltrail.cli.main import app, state
+from mltrail.cli.options import JsonOpt
 from mltrail.cli.render import console, emit_json, pairs
 from mltrail.errors import IntegrityError, InvalidInputError
 
 artifact = typer.Typer(help="Store, fetch and check artifacts by SHA-256.", no_args_is_help=True)
 app.add_typer(artifact, name="artifact")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @artifact.command("put")

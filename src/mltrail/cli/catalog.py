@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from mltrail.canonical import loads
 from mltrail.capture.environment import capture_environment
 from mltrail.cli.main import app, state
-from mltrail.cli.render import emit_json, pairs, table
-from mltrail.errors import InvalidInputError
-from mltrail.service import Appended
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+from mltrail.cli.options import JsonOpt, key_values, show_appended
+from mltrail.cli.render import emit_json, table
 
 dataset = typer.Typer(help="Dataset versions and their content identity.", no_args_is_help=True)
 code = typer.Typer(help="Code versions (git commits).", no_args_is_help=True)
@@ -33,35 +30,6 @@ for name, group in (
     ("predictions", predictions),
 ):
     app.add_typer(group, name=name)
-
-
-def _done(done: Appended, as_json: bool, title: str) -> None:
-    event = done.event
-    info = {
-        "subject": f"{event.subject.type}:{event.subject.id}",
-        "event": event.seq,
-        "action": event.action,
-        "event_sha256": event.event_sha256,
-    }
-    if event.subject.digest:
-        info["digest"] = event.subject.digest
-    emit_json(info) if as_json else pairs(title, info)
-
-
-def _pairs_option(values: list[str] | None, what: str) -> dict[str, Any]:
-    """``key=value`` options; values are parsed as JSON when they can be (numbers, booleans)."""
-    out: dict[str, Any] = {}
-    for item in values or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(
-                f"{what} {item!r} should be KEY=VALUE", hint=f"for example --{what} lr=0.01"
-            )
-        try:
-            out[key] = loads(raw)
-        except InvalidInputError:
-            out[key] = raw
-    return out
 
 
 @dataset.command("register")
@@ -85,7 +53,7 @@ def dataset_register(
         done = reg.register_dataset(
             dataset_id, name=name, version=version, uri=uri, path=path, digest=digest
         )
-    _done(done, as_json, "dataset registered")
+    show_appended(done, as_json, "dataset registered")
 
 
 @code.command("register")
@@ -104,7 +72,7 @@ def code_register(
     """
     with state(ctx).open() as reg:
         done = reg.register_code(path=path, repository=repository, commit=commit)
-    _done(done, as_json, "code registered")
+    show_appended(done, as_json, "code registered")
 
 
 @env.command("register")
@@ -123,7 +91,7 @@ def env_register(
     fingerprint = capture_environment(project_dir, image_digest=image_digest, env=dict(os.environ))
     with state(ctx).open() as reg:
         done = reg.register_environment(fingerprint, project_dir=project_dir)
-    _done(done, as_json, "environment registered")
+    show_appended(done, as_json, "environment registered")
 
 
 @run.command("register")
@@ -153,8 +121,8 @@ def run_register(
     with state(ctx).open() as reg:
         done = reg.register_run(
             run_id,
-            params=_pairs_option(param, "param"),
-            metrics=_pairs_option(metric, "metric"),
+            params=key_values(param, "param"),
+            metrics=key_values(metric, "metric"),
             datasets=dataset_id or [],
             commit=commit,
             environment=environment,
@@ -162,7 +130,7 @@ def run_register(
             started_at=started_at,
             ended_at=ended_at,
         )
-    _done(done, as_json, "run registered")
+    show_appended(done, as_json, "run registered")
 
 
 @model.command("register")
@@ -178,7 +146,7 @@ def model_register(
     """
     with state(ctx).open() as reg:
         done = reg.register_model(name, description=description)
-    _done(done, as_json, "model registered")
+    show_appended(done, as_json, "model registered")
 
 
 @model.command("add-version")
@@ -201,7 +169,7 @@ def model_add_version(
     """
     with state(ctx).open() as reg:
         done = reg.add_version(name, path, manifest=manifest, run=run_id, entrypoint=entrypoint)
-    _done(done, as_json, "version registered")
+    show_appended(done, as_json, "version registered")
 
 
 @model.command("show")
@@ -249,7 +217,7 @@ def model_alias(
     """
     with state(ctx).open() as reg:
         done = reg.set_alias(version, alias)
-    _done(done, as_json, "alias set")
+    show_appended(done, as_json, "alias set")
 
 
 @app.command()
@@ -272,7 +240,7 @@ def deploy(
     settings = loads(config.read_bytes()) if config else None
     with state(ctx).open() as reg:
         done = reg.deploy(deployment_id, version, target=target, config=settings)
-    _done(done, as_json, "deployed")
+    show_appended(done, as_json, "deployed")
 
 
 @app.command()
@@ -291,7 +259,7 @@ def rollback(
     """
     with state(ctx).open() as reg:
         done = reg.rollback(deployment_id, to=to, reason=reason)
-    _done(done, as_json, "rolled back")
+    show_appended(done, as_json, "rolled back")
 
 
 @app.command()
@@ -307,7 +275,7 @@ def retire(
     """
     with state(ctx).open() as reg:
         done = reg.retire_deployment(deployment_id, reason=reason)
-    _done(done, as_json, "retired")
+    show_appended(done, as_json, "retired")
 
 
 @predictions.command("log")

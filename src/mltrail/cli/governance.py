@@ -10,13 +10,12 @@ import typer
 from mltrail.attest import dsse, intoto
 from mltrail.attest.keys import generate_key, load_private_key, save_private_key
 from mltrail.canonical import loads
-from mltrail.cli.catalog import _done, _pairs_option
 from mltrail.cli.main import app, state
+from mltrail.cli.options import JsonOpt, key_values, show_appended
 from mltrail.cli.render import console, emit_json, table
 from mltrail.errors import InvalidInputError
 from mltrail.service.governance import FAIRNESS_PREDICATE, fairness_predicate
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 KeyOpt = Annotated[
     Path | None, typer.Option("--key", help="Your private key file (PEM, mode 0600).")
 ]
@@ -57,7 +56,7 @@ def access_add(
     """
     with state(ctx).open() as reg:
         done = reg.add_principal(principal_id, display_name=name, kind=kind, roles=role or [])
-    _done(done, as_json, "principal added")
+    show_appended(done, as_json, "principal added")
 
 
 @access.command("add-key")
@@ -75,7 +74,7 @@ def access_add_key(
     """
     with state(ctx).open() as reg:
         done = reg.add_key(principal_id, public_key.read_bytes())
-    _done(done, as_json, "key registered")
+    show_appended(done, as_json, "key registered")
 
 
 @access.command("grant")
@@ -95,7 +94,7 @@ def access_grant(
     """
     with state(ctx).open() as reg:
         done = reg.grant(principal_id, role, scope=model)
-    _done(done, as_json, "granted")
+    show_appended(done, as_json, "granted")
 
 
 @access.command("revoke")
@@ -113,7 +112,7 @@ def access_revoke(
     """
     with state(ctx).open() as reg:
         done = reg.revoke(principal_id, role=role, scope=model, key_id=key_id)
-    _done(done, as_json, "revoked")
+    show_appended(done, as_json, "revoked")
 
 
 @access.command("token")
@@ -142,7 +141,7 @@ def policy_set(
     """
     with state(ctx).open() as reg:
         done = reg.set_policy(file.read_text())
-    _done(done, as_json, f"policy v{done.event.metadata['version']} in force")
+    show_appended(done, as_json, f"policy v{done.event.metadata['version']} in force")
 
 
 @policy.command("check")
@@ -233,18 +232,18 @@ def attest(
     private = load_private_key(key_file)
     with state(ctx).open() as reg:
         if kind == "slsa-provenance":  # built from the version's run, datasets, commit, env
-            _done(
+            show_appended(
                 reg.attest_provenance(version, private_key=private), as_json, "provenance attached"
             )
             return
         digest = reg.store.put_file(report).digest if report else None
         predicate_type, predicate = _predicate(
-            kind, result, name, digest, _pairs_option(metric, "metric"), reg.actor.id, reg.clock()
+            kind, result, name, digest, key_values(metric, "metric"), reg.actor.id, reg.clock()
         )
         done = reg.attest(
             version, predicate_type=predicate_type, predicate=predicate, private_key=private
         )
-    _done(done, as_json, "attestation attached")
+    show_appended(done, as_json, "attestation attached")
 
 
 @app.command()
@@ -263,7 +262,7 @@ def attach(
     """
     with state(ctx).open() as reg:
         done = reg.attach(version, loads(envelope.read_bytes()))
-    _done(done, as_json, "attestation attached")
+    show_appended(done, as_json, "attestation attached")
 
 
 @app.command()
@@ -283,7 +282,7 @@ def approve(
     private = load_private_key(key_file) if key_file else None
     with state(ctx).open() as reg:
         done = reg.approve(version, stage=to, meaning=meaning, comment=comment, private_key=private)
-    _done(done, as_json, "approved")
+    show_appended(done, as_json, "approved")
 
 
 @app.command()
@@ -300,7 +299,7 @@ def reject(
     """
     with state(ctx).open() as reg:
         done = reg.reject_version(version, stage=to, reason=reason)
-    _done(done, as_json, "rejection recorded")
+    show_appended(done, as_json, "rejection recorded")
 
 
 @app.command()
@@ -325,7 +324,7 @@ def promote(
         )
     with state(ctx).open() as reg:
         done = reg.promote(version, to=to, override_reason=reason if override else None)
-    _done(done, as_json, "promoted (override)" if override else "promoted")
+    show_appended(done, as_json, "promoted (override)" if override else "promoted")
 
 
 @app.command()
@@ -343,6 +342,6 @@ def validate(
     """
     with state(ctx).open() as reg:
         done = reg.record_validation(
-            dataset_id, check=check, result=result, details=_pairs_option(detail, "detail")
+            dataset_id, check=check, result=result, details=key_values(detail, "detail")
         )
-    _done(done, as_json, "validation recorded")
+    show_appended(done, as_json, "validation recorded")

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mltrail.cli.main import app, state
+from mltrail.cli.options import JsonOpt
 from mltrail.cli.render import console, emit_json, err_console, pairs, table
 from mltrail.errors import InvalidInputError
 from mltrail.events import Event, format_timestamp, parse_timestamp
@@ -17,8 +18,6 @@ from mltrail.ledger.log import EventFilter
 from mltrail.ledger.witness import Witness
 from mltrail.service import Origin, Registry
 from mltrail.service.base import parse_subject
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @app.command()

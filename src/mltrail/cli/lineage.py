@@ -9,11 +9,10 @@ import typer
 
 from mltrail.cli.ledger import prove
 from mltrail.cli.main import app, state
+from mltrail.cli.options import JsonOpt
 from mltrail.cli.render import console, emit_json, pairs, table
 from mltrail.lineage.render import to_dot, to_mermaid
 from mltrail.service.base import parse_subject
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 class Format(StrEnum):

@@ -7,12 +7,10 @@ from typing import Annotated
 
 import typer
 
-from mltrail.cli.catalog import _done
 from mltrail.cli.main import app, state
+from mltrail.cli.options import JsonOpt, show_appended
 from mltrail.cli.render import console, emit_json, pairs, table
 from mltrail.errors import IntegrityError
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 retention = typer.Typer(help="Retention windows for kept payloads.", no_args_is_help=True)
 app.add_typer(retention, name="retention")
@@ -104,7 +102,7 @@ def reconcile(
     """
     with state(ctx).open() as reg:
         if resolve:
-            _done(
+            show_appended(
                 reg.resolve_integrity(resolve, reason=reason or "artifacts restored"),
                 as_json,
                 "resolved",
@@ -147,7 +145,7 @@ def erase(
     with state(ctx).open() as reg:
         done = reg.erase(prediction_id=prediction, data_subject=subject, reason=reason)
     status = done.event.metadata.get("status")
-    _done(done, as_json, f"erasure {status}")
+    show_appended(done, as_json, f"erasure {status}")
     if status == "deferred":
         console().print(
             "deferred: " + "; ".join(done.event.metadata.get("reasons", [])), markup=False
@@ -168,7 +166,7 @@ def hold(
     """
     with state(ctx).open() as reg:
         done = reg.release(key, reason=reason) if release else reg.hold(key, reason=reason)
-    _done(done, as_json, "hold released" if release else "hold placed")
+    show_appended(done, as_json, "hold released" if release else "hold placed")
 
 
 @retention.command("apply")
