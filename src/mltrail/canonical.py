@@ -34,9 +34,27 @@ __all__ = [
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_NODES = 1_000_000  # parts of one value: far beyond any event, short of a hang
 _ESCAPE = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
-_FAST = json.JSONEncoder(
+_ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
-).encode
+)
+
+
+def _refuse_type(obj: Any) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+def _fast_encoder() -> Callable[[Any], str]:
+    # `JSONEncoder.encode` builds a new C encoder on every call; this one is built once.
+    # Arguments: markers (None: no cycle check, `_plain` bounds the walk), default, string
+    # escaper, indent, key and item separators, sort_keys, skipkeys, allow_nan.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the _json accelerator
+        return _ENCODER.encode
+    encode = make(None, _refuse_type, _ESCAPE, None, ":", ",", True, False, False)
+    return lambda obj: "".join(encode(obj, 0))
+
+
+_FAST = _fast_encoder()
 
 
 def canonicalize(obj: Any) -> bytes:

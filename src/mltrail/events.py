@@ -140,10 +140,10 @@ def now_timestamp() -> str:
 def uuid7(unix_ms: int | None = None) -> str:
     """A UUID version 7 (RFC 9562 §5.7): 48-bit Unix milliseconds then random bits."""
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
-    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
-    text = f"{value:032x}"
+    tail = bytearray(os.urandom(10))  # octets 6..15
+    tail[0] = 0x70 | tail[0] & 0x0F  # version 7 in the high nibble of octet 6
+    tail[2] = 0x80 | tail[2] & 0x3F  # RFC 9562 variant (0b10) in octet 8
+    text = ((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + tail).hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 

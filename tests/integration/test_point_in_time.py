@@ -17,6 +17,7 @@ import pytest
 from mltrail.demo.story import SimClock
 from mltrail.errors import InvalidInputError, NotFoundError
 from mltrail.events import format_timestamp, parse_timestamp
+from mltrail.ledger.log import EventFilter
 from mltrail.service import Registry
 
 V1, V2 = "model:churn:v1", "model:churn:v2"
@@ -202,3 +203,19 @@ def test_history_of_nothing_is_not_found(morning: Morning) -> None:
 def test_state_at_refuses_bad_input(morning: Morning, model: str, at: str) -> None:
     with pytest.raises(InvalidInputError):
         morning.reg.state_at(model, at)
+
+
+@pytest.mark.parametrize(("kind", "ident"), [("deployment", "D45"), ("model_version", V2)])
+def test_subject_filter_through_the_reference_index_equals_a_scan(
+    morning: Morning, kind: str, ident: str
+) -> None:
+    # The log keeps no subject index; the registry answers through event_refs, which also
+    # lists events that merely mention the subject. Only the subject's own events count.
+    everything = list(morning.reg.events())
+    scanned = [e.seq for e in everything if (e.subject.type, e.subject.id) == (kind, ident)]
+    mentioned = [e.seq for e in everything if any(r.id == ident for r in e.related)]
+
+    indexed = morning.reg.events(EventFilter(subject_type=kind, subject_id=ident))
+
+    assert [e.seq for e in indexed] == scanned
+    assert scanned and mentioned and not set(mentioned) <= set(scanned)

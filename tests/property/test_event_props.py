@@ -3,11 +3,13 @@ stored bytes parse back to the same event."""
 
 from __future__ import annotations
 
+import uuid
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
-from mltrail.events import Actor, Event, Ref, sha256_hex
+from mltrail.events import Actor, Event, Ref, sha256_hex, uuid7
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=16)
 HEX = st.text("0123456789abcdef", min_size=64, max_size=64)
@@ -52,3 +54,18 @@ def test_stored_bytes_parse_back(event: Event) -> None:
     again = Event.from_bytes(event.canonical_bytes())
     assert again.canonical_bytes() == event.canonical_bytes()
     assert again.to_wire() == event.to_wire()
+
+
+@given(st.integers(0, 2**48 - 1))
+def test_uuid7_carries_its_millisecond_version_and_variant(unix_ms: int) -> None:
+    text = uuid7(unix_ms)
+    parsed = uuid.UUID(text)
+    assert str(parsed) == text  # lower-case, hyphenated, 36 characters
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    assert parsed.int >> 80 == unix_ms
+
+
+def test_uuid7_random_bits_differ_within_one_millisecond() -> None:
+    ids = {uuid7(1_700_000_000_000) for _ in range(1000)}
+    assert len(ids) == 1000

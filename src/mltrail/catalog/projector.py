@@ -17,7 +17,7 @@ from mltrail.events import Event
 from mltrail.storage import raw
 from mltrail.storage import schema as t
 
-__all__ = ["insert_ignore", "project_events", "set_flag"]
+__all__ = ["insert_ignore", "insert_row", "project_events", "set_flag"]
 
 Handler = Callable[[Connection, Event], None]
 
@@ -36,6 +36,18 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str,
         conn,
         sql,
         [tuple(str(r[n]) if isinstance(r[n], str) else r[n] for n in names) for r in rows],
+    )
+
+
+def insert_row(conn: Connection, table: sa.Table, **values: Any) -> None:
+    """Insert one row in plain SQL: projections run inside every append, where building
+    a SQLAlchemy statement costs more than the insert itself."""
+    names = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    raw.execute(
+        conn,
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+        [str(v) if isinstance(v, str) else v for v in values.values()],
     )
 
 
@@ -73,92 +85,95 @@ def _meta(event: Event, key: str, default: Any = None) -> Any:
 
 
 def _dataset(conn: Connection, e: Event) -> None:
-    conn.execute(
-        t.datasets.insert().values(
-            dataset_id=e.subject.id,
-            name=_meta(e, "name"),
-            version=_meta(e, "version"),
-            uri=_meta(e, "uri"),
-            digest=e.subject.digest,
-            files=_meta(e, "files"),
-            size=_meta(e, "size"),
-            content_sha256=_meta(e, "content_sha256"),
-            seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.datasets,
+        dataset_id=e.subject.id,
+        name=_meta(e, "name"),
+        version=_meta(e, "version"),
+        uri=_meta(e, "uri"),
+        digest=e.subject.digest,
+        files=_meta(e, "files"),
+        size=_meta(e, "size"),
+        content_sha256=_meta(e, "content_sha256"),
+        seq=e.seq,
     )
 
 
 def _commit(conn: Connection, e: Event) -> None:
-    conn.execute(
-        t.commits.insert().values(
-            commit_id=e.subject.id,
-            repository=_meta(e, "repository"),
-            dirty=int(bool(_meta(e, "dirty"))),
-            diff_sha256=_meta(e, "diff_sha256"),
-            content_sha256=_meta(e, "content_sha256"),
-            seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.commits,
+        commit_id=e.subject.id,
+        repository=_meta(e, "repository"),
+        dirty=int(bool(_meta(e, "dirty"))),
+        diff_sha256=_meta(e, "diff_sha256"),
+        content_sha256=_meta(e, "content_sha256"),
+        seq=e.seq,
     )
 
 
 def _environment(conn: Connection, e: Event) -> None:
-    conn.execute(
-        t.environments.insert().values(
-            environment_id=e.subject.id,
-            python=_meta(e, "python"),
-            platform=_meta(e, "platform"),
-            lockfile_sha256=_meta(e, "lockfile_sha256"),
-            image_digest=_meta(e, "image_digest"),
-            document_sha256=e.artifact_sha256,
-            content_sha256=_meta(e, "content_sha256"),
-            seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.environments,
+        environment_id=e.subject.id,
+        python=_meta(e, "python"),
+        platform=_meta(e, "platform"),
+        lockfile_sha256=_meta(e, "lockfile_sha256"),
+        image_digest=_meta(e, "image_digest"),
+        document_sha256=e.artifact_sha256,
+        content_sha256=_meta(e, "content_sha256"),
+        seq=e.seq,
     )
 
 
 def _run(conn: Connection, e: Event) -> None:
     refs = {ref.role: ref.id for ref in e.related}
-    conn.execute(
-        t.runs.insert().values(
-            run_id=e.subject.id,
-            params=dumps_text(_meta(e, "params", {})),
-            metrics=dumps_text(_meta(e, "metrics", {})),
-            commit_id=refs.get("built_from"),
-            environment_id=refs.get("ran_in"),
-            status=_meta(e, "status", "finished"),
-            started_at=_meta(e, "started_at"),
-            ended_at=_meta(e, "ended_at"),
-            author=_meta(e, "author"),
-            content_sha256=_meta(e, "content_sha256"),
-            seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.runs,
+        run_id=e.subject.id,
+        params=dumps_text(_meta(e, "params", {})),
+        metrics=dumps_text(_meta(e, "metrics", {})),
+        commit_id=refs.get("built_from"),
+        environment_id=refs.get("ran_in"),
+        status=_meta(e, "status", "finished"),
+        started_at=_meta(e, "started_at"),
+        ended_at=_meta(e, "ended_at"),
+        author=_meta(e, "author"),
+        content_sha256=_meta(e, "content_sha256"),
+        seq=e.seq,
     )
 
 
 def _model(conn: Connection, e: Event) -> None:
-    conn.execute(
-        t.models.insert().values(
-            name=e.subject.id, description=_meta(e, "description"), owner=e.actor.id, seq=e.seq
-        )
+    insert_row(
+        conn,
+        t.models,
+        name=e.subject.id,
+        description=_meta(e, "description"),
+        owner=e.actor.id,
+        seq=e.seq,
     )
 
 
 def _version(conn: Connection, e: Event) -> None:
     refs = {ref.role: ref.id for ref in e.related}
-    conn.execute(
-        t.versions.insert().values(
-            version_id=e.subject.id,
-            model=_meta(e, "model"),
-            number=_meta(e, "number"),
-            manifest_sha256=e.subject.digest,
-            run_id=refs.get("produced_by"),
-            entrypoint=_meta(e, "entrypoint"),
-            stage="none",
-            registered_by=e.actor.id,
-            flags="[]",
-            seq=e.seq,
-            stage_seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.versions,
+        version_id=e.subject.id,
+        model=_meta(e, "model"),
+        number=_meta(e, "number"),
+        manifest_sha256=e.subject.digest,
+        run_id=refs.get("produced_by"),
+        entrypoint=_meta(e, "entrypoint"),
+        stage="none",
+        registered_by=e.actor.id,
+        flags="[]",
+        seq=e.seq,
+        stage_seq=e.seq,
     )
 
 
@@ -211,16 +226,16 @@ def _retire_version(conn: Connection, e: Event) -> None:
 
 def _deploy(conn: Connection, e: Event) -> None:
     conn.execute(t.deployments.delete().where(t.deployments.c.deployment_id == e.subject.id))
-    conn.execute(
-        t.deployments.insert().values(
-            deployment_id=e.subject.id,
-            version_id=_meta(e, "version"),
-            model=_meta(e, "model"),
-            target=_meta(e, "target"),
-            config_sha256=_meta(e, "config_sha256"),
-            status="active",
-            seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.deployments,
+        deployment_id=e.subject.id,
+        version_id=_meta(e, "version"),
+        model=_meta(e, "model"),
+        target=_meta(e, "target"),
+        config_sha256=_meta(e, "config_sha256"),
+        status="active",
+        seq=e.seq,
     )
 
 
@@ -245,17 +260,17 @@ def _retire_deployment(conn: Connection, e: Event) -> None:
 
 
 def _batch(conn: Connection, e: Event) -> None:
-    conn.execute(
-        t.prediction_batches.insert().values(
-            batch_id=e.subject.id,
-            deployment_id=_meta(e, "deployment"),
-            version_id=_meta(e, "version"),
-            count=_meta(e, "count"),
-            root=_meta(e, "root"),
-            first_at=_meta(e, "first_at"),
-            last_at=_meta(e, "last_at"),
-            seq=e.seq,
-        )
+    insert_row(
+        conn,
+        t.prediction_batches,
+        batch_id=e.subject.id,
+        deployment_id=_meta(e, "deployment"),
+        version_id=_meta(e, "version"),
+        count=_meta(e, "count"),
+        root=_meta(e, "root"),
+        first_at=_meta(e, "first_at"),
+        last_at=_meta(e, "last_at"),
+        seq=e.seq,
     )
 
 

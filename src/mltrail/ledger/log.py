@@ -35,7 +35,7 @@ from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note, sign_note
 from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import ledger_checkpoints, ledger_events
+from mltrail.storage.schema import event_refs, ledger_checkpoints, ledger_events
 
 __all__ = ["EventFilter", "Log", "Projector", "Receipt", "Receipts", "parse_receipt"]
 
@@ -124,11 +124,15 @@ class Log:
         *,
         origin: str | None = None,
         clock: Clock = now_timestamp,
+        subjects_in_refs: bool = False,
     ) -> None:
         self.db = db
         self.signer = signer
         self.origin = origin or signer.name
         self.clock = clock
+        # The log keeps no subject index (it would cost every append a random insert); a
+        # registry indexes every event's subject in `event_refs`, and says so here.
+        self.subjects_in_refs = subjects_in_refs
         self._cache: merkle.CompactRange | None = None
 
     @property
@@ -169,10 +173,8 @@ class Log:
         return batch
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
-        raw.executemany(conn, _INSERT_EVENT, batch.rows)
-        raw.executemany(
-            conn, "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)", batch.nodes
-        )
+        raw.insert_rows(conn, "ledger_events", _EVENT_COLUMNS, batch.rows)
+        raw.insert_rows(conn, "ledger_nodes", ("level", "idx", "hash"), batch.nodes)
         checkpoint = Checkpoint(self.origin, batch.tree.size, batch.tree.root())
         note = sign_note(checkpoint.to_text(), self.signer)
         raw.execute(
@@ -239,7 +241,9 @@ class Log:
 
     def events(self, where: EventFilter | None = None) -> Iterator[Event]:
         """Events matching ``where`` in log order (or reversed), streamed."""
-        query = _filtered(sa.select(ledger_events.c.body), where or EventFilter())
+        query = _filtered(
+            sa.select(ledger_events.c.body), where or EventFilter(), self.subjects_in_refs
+        )
         with self.db.read() as conn:
             for row in conn.execute(query):
                 yield Event.from_bytes(row[0])
@@ -303,11 +307,10 @@ class Log:
         return [merkle.subtree_range_hash([found[n] for n in part]) for part in parts]
 
 
-_INSERT_NODE = "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)"
-_INSERT_EVENT = (
-    "INSERT INTO ledger_events (seq, event_id, event_sha256, body, action, actor_id, "
-    "subject_type, subject_id, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_EVENT_COLUMNS = (
+    "seq", "event_id", "event_sha256", "body", "action", "actor_id", "subject_type",
+    "subject_id", "ts",
+)  # fmt: skip
 
 
 @dataclass
@@ -316,7 +319,7 @@ class _Batch:
 
     tree: merkle.CompactRange
     events: list[Event] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)  # columns of _INSERT_EVENT
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # in _EVENT_COLUMNS order
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     known: dict[merkle.NodeId, bytes] = field(default_factory=dict)
 
@@ -408,7 +411,9 @@ def _fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeId]) -> dict[merkle.
     return found
 
 
-def _filtered(query: sa.Select[bytes], where: EventFilter) -> sa.Select[bytes]:
+def _filtered(
+    query: sa.Select[bytes], where: EventFilter, subjects_in_refs: bool
+) -> sa.Select[bytes]:
     c = ledger_events.c
     conditions = [
         column == value
@@ -420,6 +425,15 @@ def _filtered(query: sa.Select[bytes], where: EventFilter) -> sa.Select[bytes]:
         )
         if value is not None
     ]
+    if subjects_in_refs and where.subject_type is not None and where.subject_id is not None:
+        refs = event_refs.c
+        conditions.append(
+            c.seq.in_(
+                sa.select(refs.seq).where(
+                    refs.ref_type == where.subject_type, refs.ref_id == where.subject_id
+                )
+            )
+        )
     if where.since is not None:
         conditions.append(c.ts >= where.since)
     if where.until is not None:

@@ -85,7 +85,9 @@ class RegistryCore:
         self.settings = settings
         self.db = Database.connect(settings.database)
         self.signer = load_signer(settings.resolve(root, settings.key_file))
-        self.log = Log(self.db, self.signer, origin=settings.origin, clock=clock)
+        self.log = Log(
+            self.db, self.signer, origin=settings.origin, clock=clock, subjects_in_refs=True
+        )
         self.store: ArtifactStore = open_store(
             settings.artifacts, endpoint_url=settings.s3_endpoint_url
         )

@@ -14,7 +14,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["execute", "executemany", "fetch_dicts"]
+__all__ = ["COPY_THRESHOLD", "execute", "executemany", "fetch_dicts", "insert_rows"]
+
+# From this many rows on, PostgreSQL inserts go through COPY: one stream instead of one
+# pipelined statement per row, about five times cheaper per row on both ends.
+COPY_THRESHOLD = 64
 
 
 def _sql(conn: Connection, sql: str) -> str:
@@ -49,5 +53,30 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> No
     cursor = conn.connection.cursor()
     try:
         cursor.executemany(_sql(conn, sql), rows)
+    finally:
+        cursor.close()
+
+
+def insert_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (values in ``columns`` order) into ``table``.
+
+    SQLite gets one executemany; PostgreSQL gets ``COPY … FROM STDIN`` for batches of
+    `COPY_THRESHOLD` rows or more. Constraint violations raise the driver's integrity
+    error either way, and nothing of the statement remains.
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
+        marks = ", ".join("?" * len(columns))
+        executemany(conn, f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        return
+    cursor = conn.connection.cursor()
+    try:
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
     finally:
         cursor.close()

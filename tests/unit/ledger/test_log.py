@@ -10,14 +10,22 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mltrail.errors import FormatError, InvalidInputError, NotFoundError, VerificationError
+from mltrail.errors import (
+    ConflictError,
+    FormatError,
+    InvalidInputError,
+    NotFoundError,
+    VerificationError,
+)
 from mltrail.events import Actor, Draft, Event, Ref
+from mltrail.ledger import log as log_module
 from mltrail.ledger import merkle
 from mltrail.ledger.audit import audit
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note
 from mltrail.ledger.log import EventFilter, Log, Receipt, parse_receipt
 from mltrail.storage.database import Database
 from mltrail.storage.migrate import upgrade
+from mltrail.storage.raw import COPY_THRESHOLD
 
 ORIGIN = "test.mltrail/log"
 T = [f"2024-05-15T09:0{m}:00.000000Z" for m in range(6)]
@@ -369,3 +377,31 @@ def test_projector_that_raises_leaves_the_log_unchanged(log: Log, db: Database) 
     assert receipt.index == 3
     receipt.verify([log.verifier_key])
     assert audit(db, [log.verifier_key]).ok
+
+
+def test_a_large_batch_appends_and_a_conflicting_one_leaves_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of COPY_THRESHOLD rows or more go through COPY on PostgreSQL and executemany
+    # on SQLite; both must store every row, and both must refuse a clash whole.
+    db = Database.connect(database_url)
+    try:
+        upgrade(db)
+        log = Log(db, NoteSigner.from_seed(ORIGIN, bytes(32)))
+        count = 3 * COPY_THRESHOLD + 1
+        receipts = log.append([_draft(i) for i in range(count)])
+        assert [r.index for r in receipts] == list(range(count))
+        assert [e.subject.id for e in log.events()] == [f"m{i}" for i in range(count)]
+        receipts[count - 1].verify([log.verifier_key])
+        before = (log.size(), log.root(), log.latest_checkpoint())
+
+        taken = next(log.events()).event_id
+        ids = iter([*(f"fresh-{i}" for i in range(count - 1)), taken])
+        monkeypatch.setattr(log_module, "uuid7", lambda: next(ids))
+        with pytest.raises(ConflictError, match="already exists"):
+            log.append([_draft(i) for i in range(count)])
+
+        assert (log.size(), log.root(), log.latest_checkpoint()) == before
+        assert audit(db, [log.verifier_key]).ok
+    finally:
+        db.dispose()
