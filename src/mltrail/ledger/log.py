@@ -21,6 +21,8 @@ Proofs read O(log n) stored subtree hashes; nothing here reads the whole log exc
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,11 +39,37 @@ from mltrail.storage import raw
 from mltrail.storage.database import Database
 from mltrail.storage.schema import event_refs, ledger_checkpoints, ledger_events
 
-__all__ = ["EventFilter", "Log", "Projector", "Receipt", "Receipts", "parse_receipt"]
+__all__ = [
+    "EventFilter",
+    "Log",
+    "Projector",
+    "Receipt",
+    "Receipts",
+    "collector_paused",
+    "parse_receipt",
+]
 
 Projector = Callable[[Connection, Sequence[Event]], None]
 Clock = Callable[[], str]
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch is built.
+
+    A batch allocates a few small objects per event and keeps them all alive until the
+    transaction ends, so the collector would run every few hundred events and re-scan the
+    growing batch each time: measured, that doubled the cost of sealing 10,000 events.
+    Nothing built here is cyclic garbage; collection resumes (if it was on) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +196,9 @@ class Log:
         # node the batch creates, so receipts need no query (see merkle.inclusion_ranges).
         batch.known.update(zip(merkle.root_nodes(size), base.hashes(), strict=True))
         timestamp = self.clock()  # one transaction, one instant
-        for offset, draft in enumerate(drafts):
-            batch.add(draft.seal(event_id=uuid7(), seq=size + offset, timestamp=timestamp))
+        with collector_paused():
+            for offset, draft in enumerate(drafts):
+                batch.add(draft.seal(event_id=uuid7(), seq=size + offset, timestamp=timestamp))
         return batch
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
