@@ -137,7 +137,9 @@ def _sqlite_engine(url: sa.engine.URL, **engine_args: Any) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # Writers take the write lock up front so appends are serialized and a reader
         # never has to upgrade its lock mid-transaction (no SQLITE_BUSY deadlocks).
+        # Issued on the driver connection itself: a statement through SQLAlchemy's
+        # execution machinery would cost more than the BEGIN, on every transaction.
         immediate = conn.get_execution_options().get("mltrail_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
