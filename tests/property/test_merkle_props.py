@@ -21,6 +21,7 @@ from mltrail.ledger.merkle import (
     leaf_hash,
     range_nodes,
     root_hash,
+    subtree_levels,
     subtree_range_hash,
     verify_consistency,
     verify_inclusion,
@@ -227,3 +228,16 @@ def test_subtree_range_hash_is_the_mth_of_every_proof_range(size: int) -> None:
                 continue  # not a valid subtree: right-to-left folding is documented not to apply
             served = subtree_range_hash([store[node] for node in range_nodes(start, end)])
             assert served == root_hash(leaves[start:end]), (start, end)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=MAX_SIZE), salts)
+def test_subtree_levels_hold_every_complete_subtree(size: int, salt: bytes) -> None:
+    leaves = _leaves(size, salt)
+    levels = subtree_levels(leaves)
+
+    assert levels[0] == leaves
+    assert [len(level) for level in levels] == [size >> k for k in range(max(size.bit_length(), 1))]
+    for k, level in enumerate(levels):
+        for i, node in enumerate(level):
+            assert node == root_hash(leaves[i << k : (i + 1) << k])

@@ -249,12 +249,16 @@ def _verify_with_progress(reg: Registry, note: str | None, every: bool, *, show:
     if not show:
         return reg.verify(trusted=note, all_signatures=every)
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console(), transient=True) as bar:
+    # Redrawn on each report, not by rich's refresh thread: a single-threaded process can
+    # fork its verify workers (`mltrail.ledger.pool.start_method`) instead of spawning them.
+    with Progress(*columns, console=err_console(), transient=True, auto_refresh=False) as bar:
         task = bar.add_task("verify", total=None)
         return reg.verify(
             trusted=note,
             all_signatures=every,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(
+                task, completed=done, total=total, refresh=True
+            ),
         )
 
 

@@ -6,46 +6,36 @@ hash and checkpoint root with the recomputed ones, checks the newest checkpoint'
 against keys the caller trusts (never keys read from the database being checked), and, given
 a checkpoint the caller kept (`trusted`), proves the current log extends it.
 
+The events are checked in aligned chunks of the log (`mltrail.ledger.chunk`): each chunk's
+events are re-hashed and column-checked and its subtrees rebuilt and compared on their own,
+by worker processes when the log is big (`mltrail.ledger.pool`), and the tree above the
+chunks, the checkpoint roots and the stored nodes outside any chunk are checked here.
+
 Problems are collected, not raised, so the report names the first bad index and what is
 wrong; `AuditReport.raise_for_problems()` turns a failed audit into a VerificationError.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mltrail.canonical import encode_string
 from mltrail.errors import FormatError, VerificationError
 from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, open_note
+from mltrail.ledger.chunk import CHUNK_LEVEL, ChunkResult, Problem, plan_chunks
+from mltrail.ledger.pool import PARALLEL_MIN, check_chunks, processes_for
 from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import ledger_checkpoints, ledger_events
+from mltrail.storage.schema import ledger_checkpoints
 
-__all__ = ["AuditReport", "Problem", "audit"]
+__all__ = ["PARALLEL_MIN", "AuditReport", "Problem", "audit"]
 
 Progress = Callable[[int, int], None]
-_CHUNK = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing that does not hold, at a leaf index when it has one."""
-
-    kind: str  # digest mismatch, missing leaf, column mismatch, root mismatch, ...
-    detail: str
-    index: int | None = None
-
-    def __str__(self) -> str:
-        where = f"index {self.index}: " if self.index is not None else ""
-        return f"{where}{self.kind}: {self.detail}"
 
 
 @dataclass
@@ -59,6 +49,7 @@ class AuditReport:
     nodes_checked: int = 0
     trusted_size: int | None = None
     seconds: float = 0.0
+    processes: int = 1
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -96,6 +87,7 @@ class AuditReport:
             "nodes_checked": self.nodes_checked,
             "trusted_size": self.trusted_size,
             "seconds": round(self.seconds, 3),
+            "processes": self.processes,
             "problems": [
                 {"index": p.index, "kind": p.kind, "detail": p.detail} for p in self.problems
             ],
@@ -109,6 +101,8 @@ def audit(
     trusted: str | None = None,
     progress: Progress | None = None,
     all_signatures: bool = False,
+    processes: int | None = None,
+    chunk_level: int = CHUNK_LEVEL,
 ) -> AuditReport:
     """Verify the whole log against ``verifier_keys``; see the module docstring.
 
@@ -116,32 +110,48 @@ def audit(
         db: the registry database.
         verifier_keys: note verifier keys of the registry (from its key file or the auditor).
         trusted: a signed checkpoint note kept earlier by the caller or a witness.
-        progress: called with (events done, total) every few thousand events.
+        progress: called with (events done, total) as chunks of the log are done.
         all_signatures: also check the signature of every stored checkpoint, not only the
             newest (one Ed25519 verification per append ever made).
+        processes: how many processes check the events; ``None`` uses one per CPU for a
+            log of `PARALLEL_MIN` events or more, and one below (see `mltrail.ledger.pool`).
+        chunk_level: the log is checked in aligned chunks of ``2**chunk_level`` leaves.
     """
     keys = list(verifier_keys)
     started = time.perf_counter()
     report = AuditReport()
-    with db.read() as conn:
+    with db.read() as conn:  # everything that must agree with one log size
         checkpoints = _checkpoint_roots(conn)
         latest = _latest_checkpoint(conn, keys, report)
         pinned = _trusted_checkpoint(trusted, keys, report)
-        wanted = dict(checkpoints)
-        total = int(
-            conn.execute(sa.select(sa.func.count()).select_from(ledger_events)).scalar() or 0
-        )
-        leaves = _check_events(conn, report, total, progress)
-        root, levels = _check_tree(leaves, wanted, latest, pinned, report)
-        report.size = len(leaves)
-        report.root = root.hex()
-        report.checkpoints_checked = len(checkpoints)
-        _check_nodes(conn, levels, len(leaves), report)
-        if all_signatures:
-            _check_signatures(conn, keys, report)
+        size = _log_size(conn)
+        upper, beyond = _stored_nodes_outside_chunks(conn, chunk_level, size)
+        signatures = _check_signatures(conn, keys) if all_signatures else []
+    wanted = {*checkpoints, size, *(c.size for c in (latest, pinned) if c is not None)}
+    chunks = plan_chunks(size, wanted, chunk_level)
+    report.processes = min(processes_for(db, size, processes), max(len(chunks), 1))
+    tree = _Tree(chunk_level)
+    if progress is not None:
+        progress(0, size)
+    for result in check_chunks(db, chunks, report.processes):
+        tree.add(result)
+        report.problems.extend(result.problems)
+        if progress is not None:
+            progress(result.chunk.end, size)
+    report.size, report.checkpoints_checked = size, len(checkpoints)
+    report.root = tree.roots.get(size, merkle.EMPTY_ROOT).hex()
+    _check_roots(tree.roots, checkpoints, latest, pinned, report)
+    _check_nodes(tree, upper, beyond, report)
+    report.problems.extend(signatures)
     _check_coverage(report, latest, pinned)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _log_size(conn: Connection) -> int:
+    """One past the highest leaf index stored (a removed event inside still counts)."""
+    rows = raw.execute(conn, "SELECT max(seq) FROM ledger_events WHERE seq >= 0")
+    return 0 if rows[0][0] is None else int(rows[0][0]) + 1
 
 
 def _checkpoint_roots(conn: Connection) -> dict[int, bytes]:
@@ -149,25 +159,27 @@ def _checkpoint_roots(conn: Connection) -> dict[int, bytes]:
     return {int(size): bytes(root) for size, root in rows}
 
 
-def _check_signatures(conn: Connection, keys: list[str], report: AuditReport) -> None:
+def _check_signatures(conn: Connection, keys: list[str]) -> list[Problem]:
     """Every stored note must be signed by the log and agree with its size and root columns."""
+    problems = []
     c = ledger_checkpoints.c
     for size, root, note in conn.execute(sa.select(c.size, c.root, c.note).order_by(c.size)):
         try:
             body = Checkpoint.from_text(open_note(str(note), keys))
         except (VerificationError, FormatError) as exc:
-            report.problems.append(
+            problems.append(
                 Problem("bad signature", f"checkpoint at size {size}: {exc}", int(size) - 1)
             )
             continue
         if body.size != int(size) or body.root_hash != bytes(root):
-            report.problems.append(
+            problems.append(
                 Problem(
                     "checkpoint mismatch",
                     f"note at size {size} disagrees with its columns",
                     int(size) - 1,
                 )
             )
+    return problems
 
 
 def _latest_checkpoint(conn: Connection, keys: list[str], report: AuditReport) -> Checkpoint | None:
@@ -199,120 +211,110 @@ def _trusted_checkpoint(
     return checkpoint
 
 
-def _check_events(
-    conn: Connection, report: AuditReport, total: int, progress: Progress | None
-) -> list[bytes]:
-    """Re-hash every event and check its columns; returns the recomputed leaf hashes."""
-    leaves: list[bytes] = []
-    sha256 = hashlib.sha256
-    for row in _stream_events(conn):
-        seq, stored, body = int(row[0]), bytes(row[1]), bytes(row[2])
-        while len(leaves) < seq:  # a gap: the event at this index was removed
-            report.problems.append(Problem("missing leaf", "no event is stored here", len(leaves)))
-            leaves.append(b"")
-        digest = sha256(body).digest()
-        if digest != stored:
-            report.problems.append(
-                Problem(
-                    "digest mismatch",
-                    f"stored {stored.hex()[:16]}…, bytes hash to {digest.hex()[:16]}…",
-                    seq,
-                )
-            )
-        if not _columns_match(body, row):
-            report.problems.append(
-                Problem("column mismatch", "a query column disagrees with the event's bytes", seq)
-            )
-        leaves.append(sha256(b"\x00" + digest).digest())
-        if progress is not None and len(leaves) % _CHUNK == 0:
-            progress(len(leaves), total)
-    if progress is not None:
-        progress(len(leaves), total)
-    return leaves
+_UPPER = "SELECT level, idx, hash FROM ledger_nodes WHERE level > ?"
+_BEYOND = "SELECT idx FROM ledger_nodes WHERE level = ? AND idx >= ?"
 
 
-_STREAM = (
-    "SELECT seq, event_sha256, body, action, actor_id, event_id, subject_type, subject_id, ts "
-    "FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?"
-)
+def _stored_nodes_outside_chunks(
+    conn: Connection, chunk_level: int, size: int
+) -> tuple[list[tuple[int, int, bytes]], list[merkle.NodeId]]:
+    """Stored subtrees no chunk compares: those above the chunks, and those past the log.
+
+    Returns the nodes above ``chunk_level`` as ``(level, idx, hash)``, and the ids of the
+    nodes at or below it that are not complete subtrees of a log of ``size`` leaves.
+    """
+    upper = [
+        (int(lv), int(idx), bytes(h)) for lv, idx, h in raw.execute(conn, _UPPER, (chunk_level,))
+    ]
+    beyond = [
+        (level, int(idx))
+        for level in range(1, chunk_level + 1)
+        for (idx,) in raw.execute(conn, _BEYOND, (level, size >> level))
+    ]
+    return upper, beyond
 
 
-def _stream_events(conn: Connection) -> Iterator[tuple[Any, ...]]:
-    last = -1
-    while True:  # keyset pagination: bounded memory on both dialects
-        rows = raw.execute(conn, _STREAM, (last, _CHUNK))
-        if not rows:
-            return
-        yield from rows
-        last = int(rows[-1][0])
+class _Tree:
+    """The tree above the chunks: folds each chunk's hashes with the subtrees before it.
+
+    Complete chunks are the leaves of this tree (their roots are nodes at the chunk level),
+    so a `merkle.CompactRange` over them yields every complete subtree above the chunks. A
+    size inside a chunk has the root ``subtree_range_hash(edge before the chunk + [the
+    hash of leaves [chunk start, size)])``: the fold of RFC 6962 §2.1 runs right to left,
+    so the chunk's part can be folded first (in the chunk's process) and the rest here.
+    """
+
+    def __init__(self, chunk_level: int) -> None:
+        self.chunk_level = chunk_level
+        self.edge = merkle.CompactRange()
+        self.roots: dict[int, bytes] = {}  # tree size -> root, for every wanted size
+        self.nodes: dict[merkle.NodeId, bytes] = {}  # complete subtrees above chunk_level
+        self.bad: list[merkle.NodeId] = []  # stored subtrees inside chunks that differ
+        self.checked = 0
+
+    def add(self, result: ChunkResult) -> None:
+        """Take the next chunk's result (chunks must come in log order)."""
+        before = self.edge.hashes()
+        for size, prefix in result.prefixes.items():
+            self.roots[size] = merkle.subtree_range_hash([*before, prefix])
+        self.bad.extend(result.bad_nodes)
+        self.checked += result.nodes_checked
+        chunk = result.chunk
+        if chunk.end - chunk.start == 1 << chunk.level:  # complete: a leaf of the tree above
+            for level, index, node in self.edge.append(result.prefixes[chunk.end]):
+                if level:
+                    self.nodes[(level + self.chunk_level, index)] = node
 
 
-def _check_tree(
-    leaves: list[bytes],
+def _check_roots(
+    roots: dict[int, bytes],
     checkpoints: dict[int, bytes],
     latest: Checkpoint | None,
     pinned: Checkpoint | None,
     report: AuditReport,
-) -> tuple[bytes, list[list[bytes]]]:
-    """Rebuild the tree leaf by leaf, comparing each stored checkpoint root on the way.
-
-    Returns the root and every complete subtree hash per level (index 0 is level 1), in
-    index order, for `_check_nodes`.
-    """
-    tree = merkle.CompactRange()
-    levels: list[list[bytes]] = []
-    special = set(checkpoints) | {c.size for c in (latest, pinned) if c is not None}
-    for position, leaf in enumerate(leaves):
-        for level, _, node in tree.append(leaf or merkle.leaf_hash(b"missing")):
-            if level:
-                if len(levels) < level:
-                    levels.append([])
-                levels[level - 1].append(node)
-        size = position + 1
-        if size not in special:
-            continue
-        if size in checkpoints and checkpoints[size] != tree.root():
+) -> None:
+    """Each stored checkpoint root, and the signed ones, must be the rebuilt tree's root."""
+    for size in sorted(roots):
+        root = roots[size]
+        if size in checkpoints and checkpoints[size] != root:
             report.problems.append(
                 Problem(
                     "root mismatch",
                     f"checkpoint at size {size} does not match the events",
-                    position,
+                    size - 1,
                 )
             )
-        _check_signed(size, tree, latest, "newest signed checkpoint", report)
-        _check_signed(size, tree, pinned, "trusted checkpoint (inconsistent history)", report)
-    return tree.root(), levels
+        _check_signed(size, root, latest, "newest signed checkpoint", report)
+        _check_signed(size, root, pinned, "trusted checkpoint (inconsistent history)", report)
 
 
 def _check_signed(
-    size: int,
-    tree: merkle.CompactRange,
-    checkpoint: Checkpoint | None,
-    what: str,
-    report: AuditReport,
+    size: int, root: bytes, checkpoint: Checkpoint | None, what: str, report: AuditReport
 ) -> None:
-    if checkpoint is not None and checkpoint.size == size and checkpoint.root_hash != tree.root():
+    if checkpoint is not None and checkpoint.size == size and checkpoint.root_hash != root:
         report.problems.append(
             Problem("root mismatch", f"{what} at size {size} has a different root", size - 1)
         )
 
 
 def _check_nodes(
-    conn: Connection, levels: list[list[bytes]], size: int, report: AuditReport
+    tree: _Tree,
+    upper: list[tuple[int, int, bytes]],
+    beyond: list[merkle.NodeId],
+    report: AuditReport,
 ) -> None:
     """Every stored subtree hash must equal the one recomputed from the events."""
-    for level, computed in enumerate(levels, start=1):
-        stored = raw.execute(conn, "SELECT idx, hash FROM ledger_nodes WHERE level = ?", (level,))
-        for idx, digest in stored:
-            report.nodes_checked += 1
-            if int(idx) >= len(computed) or bytes(digest) != computed[int(idx)]:
-                report.problems.append(
-                    Problem(
-                        "node mismatch",
-                        f"stored subtree ({level}, {idx}) is not the recomputed one",
-                        min(int(idx) << level, max(size - 1, 0)),
-                    )
-                )
+    bad = tree.bad + beyond + [(lv, idx) for lv, idx, h in upper if tree.nodes.get((lv, idx)) != h]
+    report.nodes_checked = tree.checked + len(upper) + len(beyond)
+    last = max(report.size - 1, 0)
+    for level, idx in sorted(bad):
+        report.problems.append(
+            Problem(
+                "node mismatch",
+                f"stored subtree ({level}, {idx}) is not the recomputed one",
+                min(idx << level, last),
+            )
+        )
 
 
 def _check_coverage(
@@ -352,31 +354,3 @@ def _check_coverage(
                 report.size,
             )
         )
-
-
-def _columns_match(body: bytes, row: tuple[Any, ...]) -> bool:
-    """Check the derived columns against the canonical bytes without parsing them.
-
-    RFC 8785 sorts keys, so an event body starts with action, actor (id, type), event_id
-    and ends with seq, subject ({digest?, id, type}), timestamp. Strings cannot contain an
-    unescaped quote, so these anchors are unambiguous.
-    """
-    seq, action, actor, event_id, stype, sid, ts = row[0], *row[3:]
-    q = encode_string
-    head = ('{"action":' + q(action) + ',"actor":{"id":' + q(actor) + ',"type":"').encode()
-    if not body.startswith(head):
-        return False
-    after_type = body.find(b'"},"event_id":', len(head))
-    if after_type < 0 or not body.startswith(
-        (q(event_id) + ',"integrity":{').encode(), after_type + 14
-    ):
-        return False
-    tail = ('"id":' + q(sid) + ',"type":' + q(stype) + '},"timestamp":' + q(ts) + "}").encode()
-    if not body.endswith(tail):
-        return False
-    lead = b',"seq":' + str(seq).encode() + b',"subject":{'
-    before = body[: len(body) - len(tail)]
-    with_digest = len(b'"digest":"') + 64 + len(b'",')
-    return before.endswith(lead) or (
-        before[-with_digest:].startswith(b'"digest":"') and before[:-with_digest].endswith(lead)
-    )

@@ -48,6 +48,7 @@ __all__ = [
     "range_nodes",
     "root_hash",
     "root_nodes",
+    "subtree_levels",
     "subtree_range_hash",
     "verify_consistency",
     "verify_inclusion",
@@ -278,6 +279,38 @@ def subtree_range_hash(nodes: Sequence[bytes]) -> bytes:
     for left in reversed(nodes[:-1]):
         acc = _sha256(_NODE_PREFIX + left + acc).digest()
     return acc
+
+
+def subtree_levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Hash every complete subtree of a run of leaves, one level at a time.
+
+    Level 0 is the leaf hashes; level ``k`` holds ``len(leaf_hashes) >> k`` hashes, the
+    ``i``-th being the MTH of leaves ``[i * 2**k, (i + 1) * 2**k)`` of the run. When the run
+    starts at a multiple of ``2**k`` (an aligned chunk of a log), that is stored node
+    ``(k, (start >> k) + i)``. Each level is one list comprehension over the one below, so a
+    whole chunk costs one interpreter loop per level rather than per node; the leaf hashes
+    are not checked for length (callers made them with `leaf_hash`).
+
+    >>> levels = subtree_levels([leaf_hash(bytes([i])) for i in range(5)])
+    >>> [len(level) for level in levels]
+    [5, 2, 1]
+    >>> levels[2][0] == root_hash(levels[0][:4])
+    True
+
+    Args:
+        leaf_hashes: the run's leaf hashes, in log order.
+
+    Returns:
+        The levels from 0 up to the highest with a complete subtree (one list for no leaves).
+    """
+    level = list(leaf_hashes)
+    levels = [level]
+    sha, prefix = _sha256, _NODE_PREFIX
+    while len(level) > 1:
+        pairs = zip(level[0::2], level[1::2], strict=False)  # an odd last node has no pair yet
+        level = [sha(prefix + left + right).digest() for left, right in pairs]
+        levels.append(level)
+    return levels
 
 
 class CompactRange:

@@ -140,6 +140,8 @@ def _sqlite_engine(url: sa.engine.URL, **engine_args: Any) -> Engine:
         # Issued on the driver connection itself: a statement through SQLAlchemy's
         # execution machinery would cost more than the BEGIN, on every transaction.
         immediate = conn.get_execution_options().get("mltrail_write", False)
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
