@@ -6,6 +6,7 @@ Prints one table. Run:
     python benchmarks/bench_registry.py                         # moderate sizes
     python benchmarks/bench_registry.py --events 1000000 --predictions 10000000   # issue sizes
     python benchmarks/bench_registry.py --postgres postgresql://postgres@127.0.0.1/postgres
+    python benchmarks/bench_registry.py --only ingest --postgres URL   # prediction ingest only
 
 Measured in one process, each beside its baseline:
 - register a model version (files stored, manifest, event, projections, signed checkpoint)
@@ -178,9 +179,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--predictions", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=os.environ.get("MLTRAIL_BENCH_POSTGRES_URL"))
+    parser.add_argument(
+        "--only", choices=["ingest"], help="run only this part (ingest: SQLite and PostgreSQL)"
+    )
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="mltrail-bench-"))
 
+    if args.only == "ingest":
+        sqlite_ingest(tmp, args.predictions)
+    else:
+        registry_suite(tmp, args)
+    if args.postgres:
+        postgres_ingest(args.postgres, tmp, min(args.predictions, 1_000_000))
+    widths = [max(len(r[i]) for r in RESULTS) for i in range(4)]
+    for row in RESULTS:
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 0
+
+
+def registry_suite(tmp: Path, args: argparse.Namespace) -> None:
+    """Everything but the PostgreSQL ingest, on one SQLite registry."""
     reg = setup_registry(tmp / "registry")
     ours, from_dirs = bench_versions(reg, tmp, args.versions)
     ml = mlflow_suite(tmp, args.versions)
@@ -208,15 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for i, dep in enumerate(("D1", "D2", "D3")):
         reg.deploy(dep, f"bench:v{i + 1}", target=f"k8s/{dep}")
-    rate = ingest(reg, args.predictions, ["D1", "D2", "D3"])
-    RESULTS.append(
-        (
-            f"prediction ingest, SQLite ({args.predictions:,})",
-            f"{rate:,.0f} predictions/s",
-            "",
-            ">= 200,000/s",
-        )
-    )
+    sqlite_row(ingest(reg, args.predictions, ["D1", "D2", "D3"]), args.predictions)
     fill_events(reg, args.events)
     trace = p50(lambda: reg.trace_prediction(f"P{args.predictions // 2}"), 300)
     base = f"MLflow alias->version->run {ml['walk_ms']:.3f} ms" if ml else ""
@@ -239,12 +249,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     reg.close()
 
-    if args.postgres:
-        postgres_ingest(args.postgres, tmp, min(args.predictions, 1_000_000))
-    widths = [max(len(r[i]) for r in RESULTS) for i in range(4)]
-    for row in RESULTS:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    return 0
+
+def sqlite_ingest(tmp: Path, count: int) -> None:
+    """Prediction ingest alone, into a fresh SQLite registry with three deployments."""
+    reg = setup_registry(tmp / "registry")
+    for i, dep in enumerate(("D1", "D2", "D3")):
+        reg.add_version("bench", model_dir(tmp / "models", i), run="R-bench")
+        reg.deploy(dep, f"bench:v{i + 1}", target=f"k8s/{dep}")
+    sqlite_row(ingest(reg, count, ["D1", "D2", "D3"]), count)
+    reg.close()
+
+
+def sqlite_row(rate: float, count: int) -> None:
+    RESULTS.append(
+        (f"prediction ingest, SQLite ({count:,})", f"{rate:,.0f} predictions/s", "", ">= 200,000/s")
+    )
 
 
 def postgres_ingest(url: str, tmp: Path, count: int) -> None:

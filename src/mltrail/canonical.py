@@ -60,11 +60,13 @@ _FAST = _fast_encoder()
 def canonicalize(obj: Any) -> bytes:
     """Encode ``obj`` as RFC 8785 canonical JSON bytes.
 
-    Objects made only of strings, booleans, null, safe integers, lists and string-keyed
-    dicts (keys inside the Basic Multilingual Plane, no lone surrogates) go through the C
-    JSON encoder, which yields identical bytes for them: sorting by UTF-16 code unit equals
-    sorting by code point inside the BMP, and both escape the same control characters the
-    same way. Everything else (floats, astral keys) takes the full RFC 8785 algorithm.
+    Objects made only of strings, booleans, null, safe integers, floats that are not
+    integral with 1e-4 <= |x| < 1e16, lists and string-keyed dicts (keys inside the Basic
+    Multilingual Plane, no lone surrogates) go through the C JSON encoder, which yields
+    identical bytes for them: sorting by UTF-16 code unit equals sorting by code point
+    inside the BMP, both escape the same control characters the same way, and repr prints
+    such floats as ECMAScript does. Everything else (other floats, astral keys) takes the
+    full RFC 8785 algorithm.
 
     Raises:
         FormatError: the value cannot be represented (NaN, Infinity, an integer beyond
@@ -226,6 +228,11 @@ def _plain(obj: Any) -> bool:
         elif kind is int:
             if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                 return False
+        elif kind is float:
+            # repr (which the C encoder uses) prints these as ECMAScript does (RFC 8785
+            # §3.2.2.3): plain notation from 1e-4 to 1e16, and no ".0" as none is integral.
+            if not (1e-4 <= value < 1e16 or -1e16 < value <= -1e-4) or value.is_integer():
+                return False
         elif not isinstance(value, str):
             return False
     return True
@@ -244,7 +251,7 @@ def _fast_path_ok(obj: Any) -> bool:
         return all(_fast_path_ok(item) for item in obj)
     if kind is int:
         return bool(-MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER)
-    return obj is None or kind is bool
+    return obj is None or kind is bool or kind is float  # floats `_plain` let through
 
 
 def _bmp_clean(text: str) -> bool:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+from mltrail.service import Registry
+from mltrail.storage import migrate
 from mltrail.storage.database import Database
 from mltrail.storage.migrate import current_revision, head_revision, upgrade
 from mltrail.storage.schema import metadata
@@ -35,3 +43,36 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
         assert current_revision(db) == head_revision()
     finally:
         db.dispose()
+
+
+def test_logged_predictions_survive_migration_0004_both_ways(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Down to 0003 each prediction row gets its record digest back; up again the digests
+    move into their batch, and the predictions still prove and rebuild."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.json").write_text("[1]")
+    registry.register_model("churn")
+    registry.add_version("churn", model)
+    registry.deploy("D45", "churn:v1", target="k8s/prod")
+    registry.log_predictions(
+        [
+            {"prediction_id": f"P{i}", "deployment": "D45", "input": i, "output": 0.5}
+            for i in range(5)
+        ]
+    )
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+
+    with registry.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+        rows = conn.execute(sa.text("SELECT record, record_sha256 FROM catalog_predictions"))
+        assert all(hashlib.sha256(bytes(r)).digest() == bytes(d) for r, d in rows)
+    with registry.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+    assert registry.prove_prediction("P3")["batch"]["index"] == 3
+    assert registry.rebuild()["equal"]

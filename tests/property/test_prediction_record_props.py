@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
+from mltrail.catalog.ids import check_id, check_ids
+from mltrail.errors import InvalidInputError
 from mltrail.service.predictions import PredictionRecord
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
@@ -28,3 +33,19 @@ def test_record_bytes_are_canonical(
     record = PredictionRecord(pid, dep, version, ts, hmac, output)
     assert record.to_bytes() == canonicalize(record.to_dict())
     assert PredictionRecord.from_bytes(record.to_bytes()) == record
+
+
+def _refusal(check: Callable[[Any, str], object], value: Any) -> str | None:
+    try:
+        check(value, "prediction id")
+    except InvalidInputError as exc:
+        return exc.message
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=210), st.integers(), st.none()), max_size=5))
+def test_checking_ids_together_refuses_what_checking_each_refuses(values: list[Any]) -> None:
+    refusals = [_refusal(check_id, value) for value in values]
+    first = next((message for message in refusals if message), None)
+    assert _refusal(check_ids, values) == first

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
-from mltrail.privacy import HASH_PREFIX, Action, Redactor, Rule, keyed_hash
+from mltrail.privacy import HASH_PREFIX, Action, Redactor, Rule, keyed_hash, keyed_hasher
 
 KEY = b"property-test-key-of-32-bytes..."
 KEY_PATTERN = r"(?i)ssn_.*|e-?mail"
@@ -110,3 +110,8 @@ def test_redaction_is_idempotent(
 ) -> None:
     once = redactor.redact(plant(base, path, {name: secret}))
     assert redactor.redact(once) == once
+
+
+@given(st.binary(min_size=16, max_size=200), json_values)
+def test_the_batch_hasher_equals_keyed_hash(key: bytes, value: Any) -> None:
+    assert keyed_hasher(key)(canonicalize(value)) == keyed_hash(key, value)

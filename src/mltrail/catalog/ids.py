@@ -11,16 +11,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from mltrail.errors import InvalidInputError
 
-__all__ = ["check_id", "check_name", "parse_version", "version_id"]
+__all__ = ["check_id", "check_ids", "check_name", "parse_version", "version_id"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _VERSION = re.compile(
     r"(?:model:)?(?P<model>[A-Za-z0-9][A-Za-z0-9._-]{0,127}):v(?P<number>[1-9][0-9]{0,8})\Z"
 )
+_MAX_ID_LENGTH = 200
 _ID = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}\Z")
+_NOT_ID = re.compile(r"[\s\x00-\x1f\x7f]")  # a character `_ID` refuses
 
 
 def check_name(name: str, what: str = "model name") -> str:
@@ -49,6 +52,24 @@ def check_id(value: str, what: str) -> str:
             f"{what} {value!r} is not valid: use 1 to 200 printable characters without spaces"
         )
     return value
+
+
+def check_ids(values: list[Any], what: str) -> list[str]:
+    """`check_id` for many values (a batch of prediction ids) in a few C-level passes.
+
+    Raises:
+        InvalidInputError: naming the first value that `check_id` refuses.
+    """
+    if not (
+        values
+        and set(map(type, values)) == {str}
+        and min(map(len, values)) > 0
+        and max(map(len, values)) <= _MAX_ID_LENGTH
+        and not _NOT_ID.search("".join(values))
+    ):
+        for value in values:
+            check_id(value, what)
+    return values
 
 
 def parse_version(text: str) -> tuple[str, int]:

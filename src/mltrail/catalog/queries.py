@@ -110,7 +110,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for column in _JSON_COLUMNS & row.keys():
         if isinstance(row[column], str):
             row[column] = loads(row[column])
-    for column in ("record_sha256", "record"):
+    for column in ("record", "digests"):
         if isinstance(row.get(column), bytes | memoryview):
             row[column] = bytes(row[column])
     return row

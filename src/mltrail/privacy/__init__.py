@@ -15,6 +15,15 @@ from mltrail.privacy.redaction import (
     Redactor,
     Rule,
     keyed_hash,
+    keyed_hasher,
 )
 
-__all__ = ["HASH_PREFIX", "MIN_KEY_BYTES", "Action", "Redactor", "Rule", "keyed_hash"]
+__all__ = [
+    "HASH_PREFIX",
+    "MIN_KEY_BYTES",
+    "Action",
+    "Redactor",
+    "Rule",
+    "keyed_hash",
+    "keyed_hasher",
+]

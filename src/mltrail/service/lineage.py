@@ -42,7 +42,7 @@ class LineageUseCases(PredictionUseCases):
                     "input_hmac": record["input_hmac"],
                     "output": record["output"],
                     "batch_id": row["batch_id"],
-                    "record_sha256": row["record_sha256"].hex(),
+                    "record_sha256": hashlib.sha256(row["record"]).hexdigest(),
                 },
                 "deployment": _public(deployment),
                 "model_version": _public(version),
@@ -208,17 +208,7 @@ class LineageUseCases(PredictionUseCases):
     def _replay_predictions(self, conn: Any, event: Event) -> None:
         assert event.artifact_sha256 is not None
         blobs = self.store.read_bytes(event.artifact_sha256).split(b"\n")
-        rows = [
-            {
-                "prediction_id": loads(b)["prediction_id"],
-                "batch_id": event.subject.id,
-                "position": i,
-                "record_sha256": hashlib.sha256(b).digest(),
-                "record": b,
-            }
-            for i, b in enumerate(blobs)
-        ]
-        conn.execute(t.predictions.insert(), rows)
+        self._store_records(conn, event.subject.id, blobs)
 
     def _replay_extra(self, conn: Any, event: Event) -> None:
         """Hook for projections kept outside `project_events` (payloads)."""

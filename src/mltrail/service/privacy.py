@@ -19,13 +19,17 @@ import sqlalchemy as sa
 from mltrail.canonical import canonicalize
 from mltrail.errors import InvalidInputError, NotFoundError
 from mltrail.events import Action, Draft, Event, Ref, SubjectType, format_timestamp, parse_timestamp
-from mltrail.privacy.redaction import Redactor, Rule, keyed_hash
+from mltrail.privacy.redaction import Redactor, Rule, keyed_hash, keyed_hasher
 from mltrail.service.base import Appended
 from mltrail.service.evidence import EvidenceUseCases
 from mltrail.settings import SIX_MONTHS_DAYS
+from mltrail.storage import raw
 from mltrail.storage import schema as t
 
 __all__ = ["PrivacyUseCases"]
+
+_PAYLOAD_COLUMNS = ("payload_id", "record_class", "subject_key", "created_at", "data")
+_PAYLOAD_TYPES = ("text", "text", "text", "text", "bytea")  # PostgreSQL, for binary COPY
 
 MIN_DAYS = {
     "prediction_input": SIX_MONTHS_DAYS,
@@ -65,20 +69,24 @@ class PrivacyUseCases(EvidenceUseCases):
     # -- the payload store ----------------------------------------------------------------
 
     def _keep_inputs(
-        self, conn: Any, inputs: Sequence[tuple[str, Any, str | None]], event: Event
+        self, conn: Any, inputs: Sequence[tuple[str, bytes, str | None]], event: Event
     ) -> None:
+        if not inputs:
+            return
+        digest = keyed_hasher(self.secret)  # subject_key's hash, the secret read once
+        subjects = {subject for _, _, subject in inputs if subject is not None}
+        keys = {subject: digest(canonicalize(subject)) for subject in subjects}
         rows = [
-            {
-                "payload_id": f"prediction:{pid}:input",
-                "record_class": "prediction_input",
-                "subject_key": self.subject_key(subject) if subject is not None else None,
-                "created_at": event.timestamp,
-                "data": canonicalize(raw),
-            }
-            for pid, raw, subject in inputs
+            (
+                f"prediction:{pid}:input",
+                "prediction_input",
+                None if subject is None else keys[subject],
+                event.timestamp,
+                data,
+            )
+            for pid, data, subject in inputs
         ]
-        if rows:
-            conn.execute(t.payloads.insert(), rows)
+        raw.insert_rows(conn, t.payloads.name, _PAYLOAD_COLUMNS, rows, types=_PAYLOAD_TYPES)
 
     def payload(self, payload_id: str) -> bytes | None:
         with self.db.read() as conn:

@@ -206,6 +206,9 @@ prediction_batches = _projection(
     Column("first_at", Text, nullable=False),
     Column("last_at", Text, nullable=False),
     Column("seq", BigInteger, nullable=False),
+    # The records' SHA-256 digests in leaf order, 32 bytes each (the tree's leaf data), set
+    # by the ingest that projects the records: a proof reads one row, not one per record.
+    Column("digests", LargeBinary),
 )
 Index("ix_batches_version", prediction_batches.c.version_id)
 Index("ix_batches_deployment", prediction_batches.c.deployment_id)
@@ -215,10 +218,8 @@ predictions = _projection(
     Column("prediction_id", Text, primary_key=True),
     Column("batch_id", Text, nullable=False),
     Column("position", Integer, nullable=False),  # leaf index inside the batch's tree
-    Column("record_sha256", LargeBinary, nullable=False),  # leaf data: digest of the record
     Column("record", LargeBinary, nullable=False),  # canonical record (no raw input)
 )
-Index("ix_predictions_batch", predictions.c.batch_id, predictions.c.position)
 
 event_refs = _projection(
     "event_refs",
