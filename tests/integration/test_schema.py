@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+from mltrail.errors import StorageError
 from mltrail.service import Registry
 from mltrail.storage import migrate
 from mltrail.storage.database import Database
@@ -76,3 +78,31 @@ def test_logged_predictions_survive_migration_0004_both_ways(
 
     assert registry.prove_prediction("P3")["batch"]["index"] == 3
     assert registry.rebuild()["equal"]
+
+
+def test_a_log_written_before_migration_0003_keeps_its_rows_and_verifies(
+    registry: Registry,
+) -> None:
+    """Down to 0002 (BIGINT keys, the subject index back) and up again: on SQLite the
+    ledger tables are rebuilt, so every row must come through, the triggers must be
+    reinstalled, and the log must still verify and take appends."""
+    registry.register_model("churn")
+    registry.register_model("fraud")
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    count = "SELECT count(*), max(seq) FROM ledger_events"
+    with registry.db.engine.connect() as conn:
+        before = conn.execute(sa.text(count)).one()
+
+    with registry.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    migrate.upgrade(registry.db)
+
+    with registry.db.engine.connect() as conn:
+        assert conn.execute(sa.text(count)).one() == before
+    assert registry.verify().ok
+    registry.register_model("credit")
+    assert registry.verify().ok
+    with pytest.raises(StorageError, match="append-only"), registry.db.write() as conn:
+        conn.execute(sa.text("DELETE FROM ledger_events WHERE seq = 0"))
