@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
 from mltrail.catalog.ids import check_id, check_ids
+from mltrail.catalog.predictions import PredictionRecord
 from mltrail.errors import InvalidInputError
-from mltrail.service.predictions import PredictionRecord
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
 OUTPUT = st.recursive(

@@ -1,14 +1,9 @@
 """Prediction logs: batched ingest with one ledger event per batch, and per-prediction proofs.
 
-A record is ``{prediction_id, deployment, version, timestamp, input_hmac, output}``; raw
-inputs never enter it, only their keyed hash (HMAC-SHA-256 with the registry secret).
-Each batch is a Merkle tree over the records' SHA-256 digests (RFC 6962, the same hashing
-as the log); its root goes into the batch's `log_predictions` event, so one prediction is
+The records, their canonical bytes and their batch trees are `mltrail.catalog.predictions`;
+this module logs them: one `log_predictions` event per deployment and version carrying the
+batch's Merkle root, the rows projected in the same transaction, so one prediction is
 provable record → batch root → ledger entry → signed checkpoint.
-
-Ingest runs once per record at up to 100,000 records a call, so it works on columns (one
-list per field, checked in C-level passes) and builds each record's canonical bytes with
-one f-string; `PredictionRecord` is the same record as an object, for reading one back.
 """
 
 from __future__ import annotations
@@ -16,90 +11,41 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
 
-from mltrail.canonical import canonicalize, encode_string, loads
+from mltrail.canonical import loads
 from mltrail.catalog import queries
-from mltrail.catalog.ids import check_ids, normalize_version
-from mltrail.catalog.projector import project_events
-from mltrail.errors import ConflictError, InvalidInputError, VerificationError
-from mltrail.events import (
-    CANONICAL_TIMESTAMP,
-    Action,
-    Draft,
-    Event,
-    Ref,
-    SubjectType,
-    format_timestamp,
-    parse_timestamp,
-    uuid7,
+from mltrail.catalog.predictions import (
+    RecordColumns,
+    batch_tree,
+    deployments_named,
+    encode_records,
+    parse_records,
+    record_texts,
+    records_given,
+    split_digests,
 )
+from mltrail.catalog.projector import project_events
+from mltrail.errors import ConflictError, VerificationError
+from mltrail.events import Action, Draft, Event, Ref, SubjectType, uuid7
 from mltrail.ledger import merkle
 from mltrail.ledger.log import collector_paused
-from mltrail.privacy.redaction import keyed_hash, keyed_hasher
+from mltrail.privacy.redaction import keyed_hash
 from mltrail.service.base import Appended
 from mltrail.service.catalog import CatalogUseCases
 from mltrail.storage import raw
 from mltrail.storage import schema as t
 from mltrail.storage.database import DRIVER_INTEGRITY_ERRORS
 
-__all__ = ["PredictionRecord", "PredictionUseCases", "record_leaf"]
-
-MAX_BATCH = 100_000
+__all__ = ["PredictionUseCases"]
 
 _sha256 = hashlib.sha256
 _COLUMNS = ("prediction_id", "batch_id", "position", "record")
 _TYPES = ("text", "text", "int4", "bytea")  # PostgreSQL's types of _COLUMNS, for binary COPY
 _SET_DIGESTS = "UPDATE catalog_prediction_batches SET digests = ? WHERE batch_id = ?"
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRecord:
-    """One logged prediction, as stored and proven (no raw input)."""
-
-    prediction_id: str
-    deployment: str
-    version: str
-    timestamp: str
-    input_hmac: str
-    output: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "prediction_id": self.prediction_id,
-            "deployment": self.deployment,
-            "version": self.version,
-            "timestamp": self.timestamp,
-            "input_hmac": self.input_hmac,
-            "output": self.output,
-        }
-
-    def to_bytes(self) -> bytes:
-        """``canonicalize(self.to_dict())``, built as ingest builds it (a property test
-        holds the two equal)."""
-        output = canonicalize(self.output).decode("utf-8")
-        texts = _record_texts(
-            self.deployment,
-            self.version,
-            [self.prediction_id],
-            [self.timestamp],
-            [self.input_hmac],
-            [output],
-        )
-        return _utf8(texts, [self.prediction_id])[0]
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> PredictionRecord:
-        return cls(**loads(data))
-
-
-def record_leaf(record_bytes: bytes) -> bytes:
-    """The Merkle leaf hash of a record: RFC 6962 leaf over the record's SHA-256."""
-    return merkle.leaf_hash(_sha256(record_bytes).digest())
 
 
 class PredictionUseCases(CatalogUseCases):
@@ -126,11 +72,11 @@ class PredictionUseCases(CatalogUseCases):
             InvalidInputError: a record is malformed or a batch is too large.
         """
         self._require("log_predictions")
-        items = _items(records)
-        deployments = _deployments(items)
+        items = records_given(records)
+        deployments = deployments_named(items)
         served = self._served_versions(set(deployments))
         with collector_paused():  # a batch is 100,000 records kept alive, no cycles
-            groups = _parse(items, deployments, served, self.secret, self.clock)
+            groups = parse_records(items, deployments, served, self.secret, self.clock)
             self._check_versions({group.version for group in groups})
             prepared = [self._prepare_batch(group, keep_inputs) for group in groups]
 
@@ -169,12 +115,12 @@ class PredictionUseCases(CatalogUseCases):
                 served[name] = str(row["version_id"])
         return served
 
-    def _prepare_batch(self, group: _Group, keep_inputs: bool) -> _Prepared:
-        texts = _record_texts(
+    def _prepare_batch(self, group: RecordColumns, keep_inputs: bool) -> _Prepared:
+        texts = record_texts(
             group.deployment, group.version, group.pids, group.stamps, group.hmacs, group.outputs
         )
-        blobs = _utf8(texts, group.pids)
-        digests, root = _tree(blobs)
+        blobs = encode_records(texts, group.pids)
+        digests, root = batch_tree(blobs)
         stored = self.store.put_bytes(b"\n".join(blobs))
         batch_id = uuid7()
         meta = {
@@ -244,7 +190,7 @@ class PredictionUseCases(CatalogUseCases):
             row = queries.get(conn, "prediction", prediction_id)
             batch = queries.get(conn, "prediction_batch", row["batch_id"])
         position = row["position"]
-        digests = _split_digests(batch)
+        digests = split_digests(batch)
         record_sha256 = _sha256(row["record"]).digest()
         if record_sha256 != digests[position]:
             raise VerificationError(
@@ -280,31 +226,6 @@ class PredictionUseCases(CatalogUseCases):
 
 
 @dataclass(frozen=True, slots=True)
-class _Group:
-    """Validated records of one deployment and version, as columns."""
-
-    deployment: str
-    version: str
-    pids: list[str]
-    stamps: list[str]
-    hmacs: list[str]
-    outputs: list[str]  # canonical JSON text of each output
-    inputs: list[tuple[bytes, str | None] | None]  # each raw input given: bytes, subject
-
-    def part(self, deployment: str, version: str, where: list[int]) -> _Group:
-        """The records at positions ``where``, as the group of that deployment and version."""
-        return _Group(
-            deployment,
-            version,
-            [self.pids[i] for i in where],
-            [self.stamps[i] for i in where],
-            [self.hmacs[i] for i in where],
-            [self.outputs[i] for i in where],
-            [self.inputs[i] for i in where],
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class _Prepared:
     """One batch ready to append: its event, its prediction rows, the raw inputs to keep."""
 
@@ -313,211 +234,6 @@ class _Prepared:
     rows: list[tuple[str, str, int, bytes]]  # values of _COLUMNS
     digests: bytes  # the records' SHA-256 digests in leaf order, 32 bytes each
     inputs: list[tuple[str, bytes, str | None]]
-
-
-def _record_texts(
-    deployment: str,
-    version: str,
-    pids: Sequence[str],
-    stamps: Sequence[str],
-    hmacs: Sequence[str],
-    outputs: Sequence[str],
-) -> list[str]:
-    """Canonical records of one deployment and version, with outputs already canonical.
-
-    The keys are fixed and in RFC 8785 order (§3.2.3), so only the values need encoding;
-    `encode_string` is the C escaper the canonical encoder uses.
-    """
-    q = encode_string
-    head = f'{{"deployment":{q(deployment)},"input_hmac":'
-    tail = f',"version":{q(version)}}}'
-    return [
-        f'{head}{q(h)},"output":{o},"prediction_id":{q(p)},"timestamp":{q(s)}{tail}'
-        for p, s, h, o in zip(pids, stamps, hmacs, outputs, strict=True)
-    ]
-
-
-def _tree(blobs: list[bytes]) -> tuple[list[bytes], bytes]:
-    """The records' SHA-256 digests (the tree's leaf data) and the batch's RFC 6962 root."""
-    digests = [_sha256(b).digest() for b in blobs]
-    # Leaf hashes SHA-256(0x00 || digest) (RFC 6962 §2.1) written out, as merkle.leaf_hash
-    # would add a Python call per record.
-    return digests, merkle.root_hash([_sha256(b"\x00" + d).digest() for d in digests])
-
-
-def _utf8(texts: list[str], pids: Sequence[str]) -> list[bytes]:
-    try:
-        return [text.encode("utf-8") for text in texts]
-    except UnicodeEncodeError:
-        for text, pid in zip(texts, pids, strict=True):
-            if not text.isascii():
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError as exc:
-                    raise InvalidInputError(f"prediction {pid!r} holds a lone surrogate") from exc
-        raise
-
-
-# -- parsing the records given ------------------------------------------------------------
-
-
-def _items(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    items: list[Any] = list(records)
-    if not items:
-        raise InvalidInputError("no prediction records given")
-    if len(items) > MAX_BATCH:
-        raise InvalidInputError(
-            f"{len(items)} records in one call; send at most {MAX_BATCH} at a time"
-        )
-    if set(map(type, items)) == {dict}:
-        return items
-    for position, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise InvalidInputError(
-                f"prediction record {position} is not an object: {item!r}",
-                hint="each record needs prediction_id, deployment and output",
-            )
-    return [dict(item) for item in items]
-
-
-def _deployments(items: list[dict[str, Any]]) -> list[str]:
-    names: list[Any] = [item.get("deployment") for item in items]
-    if not all(names):
-        position = next(i for i, name in enumerate(names) if not name)
-        raise InvalidInputError(
-            f"prediction record {position} has no deployment",
-            hint="each record needs prediction_id, deployment and output",
-        )
-    return names if set(map(type, names)) == {str} else [str(name) for name in names]
-
-
-def _parse(
-    items: list[dict[str, Any]],
-    deployments: list[str],
-    served: Mapping[str, str],
-    secret: bytes,
-    clock: Any,
-) -> list[_Group]:
-    """Validate every record and group them by deployment and version, as columns."""
-    pids = check_ids([item.get("prediction_id") for item in items], "prediction id")
-    try:
-        values = [item["output"] for item in items]
-    except KeyError:
-        position = next(i for i, item in enumerate(items) if "output" not in item)
-        raise InvalidInputError(f"prediction {pids[position]!r} has no output") from None
-    hmacs, inputs = _input_hashes(items, pids, secret)
-    stamps = _timestamps(items, clock)
-    versions = _versions(items, deployments, served)
-    if len(set(pids)) != len(pids):
-        raise InvalidInputError(
-            f"prediction id {_first_repeat(pids)!r} appears twice in the records"
-        )
-    outputs = [canonicalize(value).decode("utf-8") for value in values]
-    given = [
-        None if data is None else (data, _subject(item))
-        for data, item in zip(inputs, items, strict=True)
-    ]
-    whole = _Group(deployments[0], versions[0], pids, stamps, hmacs, outputs, given)
-    return _grouped(whole, deployments, versions)
-
-
-def _grouped(whole: _Group, deployments: list[str], versions: list[str]) -> list[_Group]:
-    """One group per deployment and version, each keeping its records' order."""
-    if len(set(deployments)) == 1 and len(set(versions)) == 1:
-        return [whole]
-    keys = list(zip(deployments, versions, strict=True))
-    positions: dict[tuple[str, str], list[int]] = {key: [] for key in sorted(set(keys))}
-    for position, key in enumerate(keys):
-        positions[key].append(position)
-    return [
-        whole.part(deployment, version, where) for (deployment, version), where in positions.items()
-    ]
-
-
-def _input_hashes(
-    items: list[dict[str, Any]], pids: list[str], secret: bytes
-) -> tuple[list[str], list[bytes | None]]:
-    """Each record's ``input_hmac``, computed from ``input`` where one is given; and the
-    canonical bytes of each input given."""
-    if not any(["input" in item for item in items]):
-        try:
-            given = [item["input_hmac"] for item in items]
-        except KeyError:
-            pass  # refused below, naming the record
-        else:
-            strings = given if set(map(type, given)) == {str} else list(map(str, given))
-            return strings, [None] * len(items)
-    digest = keyed_hasher(secret)
-    hmacs: list[str] = []
-    inputs: list[bytes | None] = []
-    for pid, item in zip(pids, items, strict=True):
-        if "input" in item:
-            data = canonicalize(item["input"])
-            hmacs.append(digest(data))
-            inputs.append(data)
-        elif "input_hmac" in item:
-            hmacs.append(str(item["input_hmac"]))
-            inputs.append(None)
-        else:
-            raise InvalidInputError(f"prediction {pid!r} has neither input nor input_hmac")
-    return hmacs, inputs
-
-
-def _timestamps(items: list[dict[str, Any]], clock: Any) -> list[str]:
-    """Each record's timestamp in the registry's form; the clock's reading where none."""
-    given = [item.get("timestamp") for item in items]
-    now = clock() if not all(given) else ""
-    if set(map(type, given)) <= {str, type(None)}:  # each distinct one checked once
-        forms = {stamp: _timestamp(stamp, now) for stamp in set(given)}
-        return [forms[stamp] for stamp in given]
-    return [_timestamp(stamp, now) for stamp in given]
-
-
-def _timestamp(stamp: Any, now: str) -> str:
-    if not stamp:
-        return now
-    if not isinstance(stamp, str):
-        raise InvalidInputError(
-            f"timestamp {stamp!r} is not RFC 3339 text", hint="write it like 2024-06-01T09:30:00Z"
-        )
-    if CANONICAL_TIMESTAMP.match(stamp) and _real_time(stamp):
-        return stamp  # already in the registry's form: skip the parse/format round trip
-    return format_timestamp(parse_timestamp(stamp))
-
-
-def _real_time(stamp: str) -> bool:
-    try:
-        datetime.fromisoformat(stamp)
-    except ValueError:
-        return False
-    return True
-
-
-def _versions(
-    items: list[dict[str, Any]], deployments: list[str], served: Mapping[str, str]
-) -> list[str]:
-    """The version each record names, or else the one its deployment serves."""
-    named = [item.get("version") for item in items]
-    if not any(named):
-        return [served[name] for name in deployments]
-    forms = {text: normalize_version(text) for text in {str(v) for v in named if v}}
-    return [
-        forms[str(v)] if v else served[name] for v, name in zip(named, deployments, strict=True)
-    ]
-
-
-def _first_repeat(values: Iterable[str]) -> str | None:
-    seen: set[str] = set()
-    for value in values:
-        if value in seen:
-            return value
-        seen.add(value)
-    return None
-
-
-def _subject(item: Mapping[str, Any]) -> str | None:
-    subject = item.get("subject")
-    return None if subject is None else str(subject)
 
 
 # -- storing ---------------------------------------------------------------------------
@@ -531,18 +247,6 @@ def _insert_batch(conn: Any, batch_id: str, rows: Sequence[Sequence[Any]], diges
     except (sa.exc.IntegrityError, *DRIVER_INTEGRITY_ERRORS) as exc:
         raise _DuplicatePredictionError("a prediction id in this batch is already logged") from exc
     raw.execute(conn, _SET_DIGESTS, (digests, batch_id))
-
-
-def _split_digests(batch: Mapping[str, Any]) -> list[bytes]:
-    blob = batch["digests"]
-    size = merkle.HASH_SIZE
-    if blob is None or len(blob) != size * int(batch["count"]):
-        raise VerificationError(
-            f"batch {batch['batch_id']} holds {0 if blob is None else len(blob) // size} "
-            f"record digests, expected {batch['count']}",
-            hint="run `mltrail rebuild` to re-derive the batch from its stored records",
-        )
-    return [bytes(blob[i : i + size]) for i in range(0, len(blob), size)]
 
 
 class _DuplicatePredictionError(ConflictError):
