@@ -340,3 +340,18 @@ def test_verify_of_a_rolled_back_log_against_a_witness_fails(
     witness_err = cli.fails(7, "witness", str(tmp_path / "witness"))
 
     assert "rollback" in err and "rollback" in witness_err
+
+
+def test_log_by_subject_and_history_list_the_subject_s_events(cli: Cli, model_file: Path) -> None:
+    cli.ok("artifact", "put", str(model_file))
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    subject = f"artifact:{digest}"
+
+    by_subject = cli.json("log", "--subject", subject)
+    history = cli.json("history", subject)
+    table = cli.ok("history", subject)
+
+    assert [e["action"] for e in by_subject] == ["register"]
+    assert by_subject[0]["subject"] == {"type": "artifact", "id": digest, "digest": digest}
+    assert [e["seq"] for e in history] == [e["seq"] for e in by_subject]
+    assert f"history of {subject}" in table and "register" in table

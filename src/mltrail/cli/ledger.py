@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mltrail.cli.main import app, state
 from mltrail.cli.options import JsonOpt
-from mltrail.cli.render import console, emit_json, err_console, pairs, table
+from mltrail.cli.render import console, emit_json, err_console, pairs, show_events
 from mltrail.errors import InvalidInputError
 from mltrail.events import Event, format_timestamp, parse_timestamp
 from mltrail.ledger.log import EventFilter
@@ -92,24 +92,7 @@ def log_command(
     )
     with state(ctx).open() as reg:
         events = list(reg.events(where))
-    if as_json:
-        emit_json([e.to_wire() for e in events])
-        return
-    table(
-        None,
-        ("seq", "time", "action", "actor", "subject", "outcome"),
-        (
-            (
-                e.seq,
-                e.timestamp,
-                e.action,
-                e.actor.id,
-                f"{e.subject.type}:{e.subject.id}",
-                e.outcome,
-            )
-            for e in events
-        ),
-    )
+    show_events(None, events, as_json)
 
 
 @app.command()

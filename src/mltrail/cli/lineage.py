@@ -10,7 +10,7 @@ import typer
 from mltrail.cli.ledger import prove
 from mltrail.cli.main import app, state
 from mltrail.cli.options import JsonOpt
-from mltrail.cli.render import console, emit_json, pairs, table
+from mltrail.cli.render import console, emit_json, pairs, show_events, table
 from mltrail.lineage.render import to_dot, to_mermaid
 from mltrail.service.base import parse_subject
 
@@ -145,24 +145,7 @@ def history(
     ref = parse_subject(subject)
     with state(ctx).open() as reg:
         events = reg.history(ref.type, ref.id)
-    if as_json:
-        emit_json([e.to_wire() for e in events])
-        return
-    table(
-        f"history of {subject}",
-        ("seq", "time", "action", "actor", "subject", "outcome"),
-        (
-            (
-                e.seq,
-                e.timestamp,
-                e.action,
-                e.actor.id,
-                f"{e.subject.type}:{e.subject.id}",
-                e.outcome,
-            )
-            for e in events
-        ),
-    )
+    show_events(f"history of {subject}", events, as_json)
 
 
 @app.command()

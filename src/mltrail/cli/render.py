@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mltrail.events import Event
+
 __all__ = ["console", "emit_json", "err_console", "table"]
 
 
@@ -35,6 +37,19 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for row in rows:
         out.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(out)
+
+
+def show_events(title: str | None, listed: Sequence[Event], as_json: bool) -> None:
+    """Print events: their wire form as JSON, or one row each."""
+    if as_json:
+        emit_json([e.to_wire() for e in listed])
+        return
+    columns = ("seq", "time", "action", "actor", "subject", "outcome")
+    rows = [
+        (e.seq, e.timestamp, e.action, e.actor.id, f"{e.subject.type}:{e.subject.id}", e.outcome)
+        for e in listed
+    ]
+    table(title, columns, rows)
 
 
 def pairs(title: str | None, values: Mapping[str, Any]) -> None:
