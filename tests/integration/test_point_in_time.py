@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from mltrail.demo.story import SimClock
 from mltrail.errors import InvalidInputError, NotFoundError
@@ -219,3 +220,11 @@ def test_subject_filter_through_the_reference_index_equals_a_scan(
 
     assert [e.seq for e in indexed] == scanned
     assert scanned and mentioned and not set(mentioned) <= set(scanned)
+    # And the answer does come through the index: without the subject's rows there
+    # (a projection, rebuilt by `mltrail rebuild`), the registry finds nothing.
+    with morning.reg.db.write() as conn:
+        conn.execute(
+            sa.text("DELETE FROM event_refs WHERE ref_type = :t AND ref_id = :i"),
+            {"t": kind, "i": ident},
+        )
+    assert list(morning.reg.events(EventFilter(subject_type=kind, subject_id=ident))) == []
