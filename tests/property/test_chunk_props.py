@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import events
 
-from mltrail.events import Actor, Event, Ref
+from mltrail.events import Event
 from mltrail.ledger.chunk import _parsed_match, columns_match
 
 # Text that collides with the body's own punctuation, so that a check by position that
@@ -21,20 +22,7 @@ TEXT = (
     .map("".join)
     .filter(bool)
 )
-HEX = st.text("0123456789abcdef", min_size=64, max_size=64)
-EVENTS = st.builds(
-    Event,
-    event_id=TEXT,
-    seq=st.integers(0, 2**40),
-    action=TEXT,
-    actor=st.builds(Actor, st.sampled_from(["user", "service", "registry"]), TEXT),
-    timestamp=st.just("2024-05-15T09:00:00.000000Z"),
-    subject=st.builds(Ref, TEXT, TEXT, st.none(), st.none() | HEX),
-    related=st.lists(st.builds(Ref, TEXT, TEXT, st.none() | TEXT, st.none() | HEX), max_size=2).map(
-        tuple
-    ),
-    metadata=st.dictionaries(TEXT, TEXT | st.integers(0, 9), max_size=3),
-)
+EVENTS = events(TEXT, st.dictionaries(TEXT, TEXT | st.integers(0, 9), max_size=3), related=2)
 
 
 def _columns(event: Event) -> tuple[object, ...]:

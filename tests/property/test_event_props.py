@@ -7,38 +7,14 @@ import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import events, json_values
 
-from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
-from mltrail.events import Actor, Event, Ref, sha256_hex, uuid7
+from mltrail.canonical import canonicalize
+from mltrail.events import Event, sha256_hex, uuid7
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=16)
-HEX = st.text("0123456789abcdef", min_size=64, max_size=64)
-META = st.dictionaries(
-    TEXT,
-    st.recursive(
-        st.none()
-        | st.booleans()
-        | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
-        | st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
-        | TEXT,
-        lambda c: st.lists(c, max_size=3) | st.dictionaries(TEXT, c, max_size=3),
-        max_leaves=10,
-    ),
-    max_size=5,
-)
-REFS = st.builds(Ref, TEXT, TEXT, st.none() | TEXT, st.none() | HEX)
-EVENTS = st.builds(
-    Event,
-    event_id=TEXT,
-    seq=st.integers(0, 2**40),
-    action=TEXT,
-    actor=st.builds(Actor, st.sampled_from(["user", "service", "registry"]), TEXT),
-    timestamp=st.just("2024-05-15T09:00:00.000000Z"),
-    subject=st.builds(Ref, TEXT, TEXT, st.none(), st.none() | HEX),
-    related=st.lists(REFS, max_size=4).map(tuple),
-    metadata=META,
-    artifact_sha256=st.none() | HEX,
-)
+META = st.dictionaries(TEXT, json_values(TEXT, float_range=1e12, size=3, leaves=10), max_size=5)
+EVENTS = events(TEXT, META, related=4)
 
 
 @settings(max_examples=300, deadline=None)

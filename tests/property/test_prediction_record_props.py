@@ -7,26 +7,19 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import HEX, json_values
 
-from mltrail.canonical import MAX_SAFE_INTEGER, canonicalize
+from mltrail.canonical import canonicalize
 from mltrail.catalog.ids import check_id, check_ids
 from mltrail.catalog.predictions import PredictionRecord
 from mltrail.errors import InvalidInputError
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
-OUTPUT = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
-    | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False)
-    | TEXT,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
-    max_leaves=12,
-)
+OUTPUT = json_values(TEXT, float_range=1e15, size=4, leaves=12)
 
 
 @settings(max_examples=300, deadline=None)
-@given(TEXT, TEXT, TEXT, TEXT, st.text("0123456789abcdef", min_size=64, max_size=64), OUTPUT)
+@given(TEXT, TEXT, TEXT, TEXT, HEX, OUTPUT)
 def test_record_bytes_are_canonical(
     pid: str, dep: str, version: str, ts: str, hmac: str, output: object
 ) -> None:
