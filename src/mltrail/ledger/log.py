@@ -37,7 +37,7 @@ from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note, sign_note
 from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import event_refs, ledger_checkpoints, ledger_events
+from mltrail.storage.schema import event_refs, ledger_checkpoints, ledger_events, ledger_nodes
 
 __all__ = [
     "EventFilter",
@@ -202,8 +202,8 @@ class Log:
         return batch
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
-        raw.insert_rows(conn, "ledger_events", _EVENT_COLUMNS, batch.rows, types=_EVENT_TYPES)
-        raw.insert_rows(conn, "ledger_nodes", _NODE_COLUMNS, batch.nodes, types=_NODE_TYPES)
+        raw.insert_rows(conn, ledger_events, _EVENT_COLUMNS, batch.rows)
+        raw.insert_rows(conn, ledger_nodes, ("level", "idx", "hash"), batch.nodes)
         checkpoint = Checkpoint(self.origin, batch.tree.size, batch.tree.root())
         note = sign_note(checkpoint.to_text(), self.signer)
         raw.execute(
@@ -340,10 +340,6 @@ _EVENT_COLUMNS = (
     "seq", "event_id", "event_sha256", "body", "action", "actor_id", "subject_type",
     "subject_id", "ts",
 )  # fmt: skip
-# PostgreSQL types of the columns, for binary COPY of large batches.
-_EVENT_TYPES = ("int8", "text", "bytea", "bytea", "text", "text", "text", "text", "text")
-_NODE_COLUMNS = ("level", "idx", "hash")
-_NODE_TYPES = ("int2", "int8", "bytea")
 
 
 @dataclass

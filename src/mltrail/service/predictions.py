@@ -44,7 +44,6 @@ __all__ = ["PredictionUseCases"]
 
 _sha256 = hashlib.sha256
 _COLUMNS = ("prediction_id", "batch_id", "position", "record")
-_TYPES = ("text", "text", "int4", "bytea")  # PostgreSQL's types of _COLUMNS, for binary COPY
 _SET_DIGESTS = "UPDATE catalog_prediction_batches SET digests = ? WHERE batch_id = ?"
 
 
@@ -243,7 +242,7 @@ def _insert_batch(conn: Any, batch_id: str, rows: Sequence[Sequence[Any]], diges
     """A batch's prediction rows, and its leaf digests beside the batch (proofs read them
     in one row instead of one row per prediction)."""
     try:
-        raw.insert_rows(conn, t.predictions.name, _COLUMNS, rows, types=_TYPES)
+        raw.insert_rows(conn, t.predictions, _COLUMNS, rows)
     except (sa.exc.IntegrityError, *DRIVER_INTEGRITY_ERRORS) as exc:
         raise _DuplicatePredictionError("a prediction id in this batch is already logged") from exc
     raw.execute(conn, _SET_DIGESTS, (digests, batch_id))

@@ -29,7 +29,6 @@ from mltrail.storage import schema as t
 __all__ = ["PrivacyUseCases"]
 
 _PAYLOAD_COLUMNS = ("payload_id", "record_class", "subject_key", "created_at", "data")
-_PAYLOAD_TYPES = ("text", "text", "text", "text", "bytea")  # PostgreSQL, for binary COPY
 
 MIN_DAYS = {
     "prediction_input": SIX_MONTHS_DAYS,
@@ -86,7 +85,7 @@ class PrivacyUseCases(EvidenceUseCases):
             )
             for pid, data, subject in inputs
         ]
-        raw.insert_rows(conn, t.payloads.name, _PAYLOAD_COLUMNS, rows, types=_PAYLOAD_TYPES)
+        raw.insert_rows(conn, t.payloads, _PAYLOAD_COLUMNS, rows)
 
     def payload(self, payload_id: str) -> bytes | None:
         with self.db.read() as conn:

@@ -9,10 +9,12 @@ through `Database.write`/`read`, which translate them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
 
 __all__ = ["COPY_THRESHOLD", "execute", "executemany", "fetch_dicts", "insert_rows"]
 
@@ -58,35 +60,33 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> No
 
 
 def insert_rows(
-    conn: Connection,
-    table: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    types: Sequence[str] | None = None,
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert ``rows`` (values in ``columns`` order) into ``table``.
 
-    SQLite gets one executemany; PostgreSQL gets ``COPY … FROM STDIN`` for batches of
-    `COPY_THRESHOLD` rows or more, in the binary format when ``types`` names each column's
-    PostgreSQL type (``text``, ``int4``, ``bytea``, …): no text escaping of the values on
-    either end, less than half the client's time per row. Constraint violations raise the
-    driver's integrity error either way, and nothing of the statement remains.
+    SQLite gets one executemany; PostgreSQL gets binary ``COPY … FROM STDIN`` for batches
+    of `COPY_THRESHOLD` rows or more, the column types taken from the table's declaration:
+    no text escaping of the values on either end. Constraint violations raise the driver's
+    integrity error either way, and nothing of the statement remains.
     """
     if not rows:
         return
     names = ", ".join(columns)
     if conn.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
         marks = ", ".join("?" * len(columns))
-        executemany(conn, f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        executemany(conn, f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
         return
-    binary = " (FORMAT BINARY)" if types is not None else ""
     cursor = conn.connection.cursor()
     try:
-        with cursor.copy(f"COPY {table} ({names}) FROM STDIN{binary}") as copy:
-            if types is not None:
-                copy.set_types(list(types))
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_column_types(conn.dialect, table, tuple(columns)))
             for row in rows:
                 copy.write_row(row)
     finally:
         cursor.close()
+
+
+@functools.cache
+def _column_types(dialect: Dialect, table: sa.Table, columns: tuple[str, ...]) -> list[str]:
+    """The type names of ``columns`` in ``dialect`` (``bigint``, ``text``, ``bytea``, …)."""
+    return [table.c[name].type.compile(dialect=dialect).lower() for name in columns]
