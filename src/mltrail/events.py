@@ -73,6 +73,7 @@ class Action(StrEnum):
     VALIDATE = "validate"
     CORRECT = "correct"
     INIT = "init"
+    UPGRADE = "upgrade"
     NOTE = "note"
 
 

@@ -14,11 +14,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from mltrail.cli.main import main
 from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, open_note
 from mltrail.ledger.log import parse_receipt
+from mltrail.storage import migrate
+from mltrail.storage.database import Database
 from mltrail.storage.triggers import drop_statements
 
 ORIGIN = "test.mltrail/cli"
@@ -355,3 +359,25 @@ def test_log_by_subject_and_history_list_the_subject_s_events(cli: Cli, model_fi
     assert by_subject[0]["subject"] == {"type": "artifact", "id": digest, "digest": digest}
     assert [e["seq"] for e in history] == [e["seq"] for e in by_subject]
     assert f"history of {subject}" in table and "register" in table
+
+
+def test_upgrade_migrates_an_older_registry_and_says_when_there_is_nothing_to_do(
+    cli: Cli,
+) -> None:
+    assert "nothing to do" in cli.ok("upgrade")
+    db = Database.connect(f"sqlite:///{cli.root / 'registry.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    db.dispose()
+
+    refused = cli.fails(9, "log")
+    upgraded = cli.json("upgrade")
+
+    assert "schema revision 0002" in refused and "mltrail upgrade" in refused
+    assert upgraded["action"] == "upgrade" and upgraded["subject"].startswith("registry:")
+    assert cli.json("log", "--action", "upgrade")[0]["metadata"]["from_schema"] == "0002"
+    assert cli.json("upgrade") == {"upgraded": False}
+    cli.ok("verify")

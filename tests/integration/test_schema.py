@@ -12,7 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from mltrail.errors import StorageError
+from mltrail.errors import AccessDeniedError, ConfigError, StorageError
+from mltrail.events import Actor
 from mltrail.service import Registry
 from mltrail.storage import migrate
 from mltrail.storage.database import Database
@@ -106,3 +107,52 @@ def test_a_log_written_before_migration_0003_keeps_its_rows_and_verifies(
     assert registry.verify().ok
     with pytest.raises(StorageError, match="append-only"), registry.db.write() as conn:
         conn.execute(sa.text("DELETE FROM ledger_events WHERE seq = 0"))
+
+
+def _set_revision(registry: Registry, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    with registry.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def test_an_older_registry_is_refused_until_an_admin_upgrades_it(
+    registry: Registry,
+) -> None:
+    registry.register_model("churn")
+    root, admin, size = registry.root, registry.actor, registry.log.size()
+    _set_revision(registry, "0002")
+    registry.close()
+
+    with pytest.raises(ConfigError, match="schema revision 0002") as refused:
+        Registry.open(root)
+    assert "mltrail upgrade" in refused.value.hint()
+
+    with pytest.raises(AccessDeniedError):  # a non-admin cannot, and changes nothing
+        Registry.upgrade(root, actor=Actor("user", "mallory"))
+    with pytest.raises(ConfigError, match="schema revision 0002"):
+        Registry.open(root)
+
+    done = Registry.upgrade(root, actor=admin)
+    assert done is not None
+    assert (done.event.action, done.event.subject.type) == ("upgrade", "registry")
+    assert done.event.metadata["from_schema"] == "0002"
+    assert done.event.metadata["to_schema"] == head_revision()
+    assert Registry.upgrade(root, actor=admin) is None  # already current
+    with Registry.open(root) as reopened:
+        assert reopened.log.size() == size + 2  # mallory's refusal, then the upgrade
+        assert reopened.verify().ok
+        assert [e.subject.id for e in reopened.history("model", "churn")] == ["churn"]
+
+
+def test_a_registry_a_newer_mltrail_upgraded_is_refused(registry: Registry) -> None:
+    root = registry.root
+    with registry.db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    registry.close()
+
+    for attempt in (Registry.open, Registry.upgrade):
+        with pytest.raises(ConfigError, match="does not know") as refused:
+            attempt(root)
+        assert "newer version" in refused.value.hint()

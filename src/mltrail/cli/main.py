@@ -18,7 +18,7 @@ import typer
 from mltrail.cli.render import err_console
 from mltrail.errors import RegistryError
 from mltrail.events import Actor
-from mltrail.service import Origin, Registry
+from mltrail.service import Appended, Origin, Registry
 
 __all__ = ["app", "main"]
 
@@ -47,6 +47,10 @@ class CliState:
     def open(self) -> Registry:
         """Open the selected registry as the configured actor, marked as coming from the CLI."""
         return Registry.open(self.registry, actor=self.actor_or_none(), origin=Origin("cli"))
+
+    def upgrade(self) -> Appended | None:
+        """Migrate the selected registry's schema as the configured actor."""
+        return Registry.upgrade(self.registry, actor=self.actor_or_none(), origin=Origin("cli"))
 
 
 def _parse_actor(text: str) -> Actor:

@@ -20,6 +20,27 @@ EXIT_NOT_REPRODUCIBLE = 11
 
 
 @app.command()
+def upgrade(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Migrate the registry's database to this mltrail's schema, and log who did it (admin).
+
+    A registry whose schema is older than the installed mltrail refuses every other command
+    until this runs. Back up the database first: on SQLite some migrations rebuild the
+    ledger's tables, which takes time and disk in proportion to the log.
+
+    Example: mltrail upgrade
+    """
+    done = state(ctx).upgrade()
+    if done is None:
+        if as_json:
+            emit_json({"upgraded": False})
+        else:
+            console().print("the schema is already current; nothing to do")
+        return
+    before, after = done.event.metadata["from_schema"], done.event.metadata["to_schema"]
+    show_appended(done, as_json, f"schema upgraded from {before} to {after}")
+
+
+@app.command()
 def repro(
     ctx: typer.Context,
     prediction_id: Annotated[str, typer.Argument(help="Prediction id, e.g. P123.")],

@@ -161,7 +161,44 @@ class RegistryCore:
             ConfigError: there is no registry there.
         """
         path = Path(root).absolute()
-        return cls(path, load_settings(path), actor=actor, origin=origin, clock=clock)
+        registry = cls(path, load_settings(path), actor=actor, origin=origin, clock=clock)
+        try:
+            migrate.require_head(registry.db)
+        except BaseException:
+            registry.close()
+            raise
+        return registry
+
+    @classmethod
+    def upgrade(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        actor: Actor | None = None,
+        origin: Origin = Origin(),
+        clock: Callable[[], str] = now_timestamp,
+    ) -> Appended | None:
+        """Migrate the registry's database to this mltrail's schema, as an admin, and log
+        an `upgrade` event naming both revisions. None when it is already current.
+
+        Raises:
+            ConfigError: there is no registry there, or a newer mltrail upgraded it.
+            AccessDeniedError: the actor is not an admin (the schema is left as it was).
+        """
+        path = Path(root).absolute()
+        with cls(path, load_settings(path), actor=actor, origin=origin, clock=clock) as reg:
+            before, head = migrate.current_revision(reg.db), migrate.head_revision()
+            if before == head:
+                return None
+            migrate.require_head(reg.db, older_ok=True)
+            reg._require("administer")
+            migrate.upgrade(reg.db)
+            draft = reg._draft(
+                Action.UPGRADE,
+                Ref(SubjectType.REGISTRY, reg.settings.origin),
+                metadata={"from_schema": before, "to_schema": head},
+            )
+            return reg._append([draft])[0]
 
     def close(self) -> None:
         self.db.dispose()
