@@ -22,9 +22,18 @@ import rfc8785
 
 from mltrail.errors import FormatError
 
+try:
+    from mltrail._native import canonical as _native_canonical
+except ImportError:  # built without the optional C accelerator: Python alone
+
+    def _native_canonical(value: object) -> bytes | None:
+        return None
+
+
 __all__ = [
     "MAX_SAFE_INTEGER",
     "canonicalize",
+    "canonicalize_python",
     "dumps_text",
     "encode_string",
     "es6_number",
@@ -68,10 +77,20 @@ def canonicalize(obj: Any) -> bytes:
     such floats as ECMAScript does. Everything else (other floats, astral keys) takes the
     full RFC 8785 algorithm.
 
+    When the C accelerator `mltrail._native` is built, it encodes that same set of values
+    (exact built-in types only) and hands everything else to the code below; a property
+    test holds the two byte-equal.
+
     Raises:
         FormatError: the value cannot be represented (NaN, Infinity, an integer beyond
             ±(2^53−1), a non-string key, an unsupported type, a lone surrogate).
     """
+    fast = _native_canonical(obj)
+    return fast if fast is not None else canonicalize_python(obj)
+
+
+def canonicalize_python(obj: Any) -> bytes:
+    """`canonicalize` without the C accelerator (what runs when it is not built)."""
     if _plain(obj):
         text = _FAST(obj)
         # Below U+D800 nothing is astral or a surrogate, so UTF-16 and code-point key order

@@ -42,6 +42,7 @@ __all__ = [
     "format_timestamp",
     "now_timestamp",
     "parse_timestamp",
+    "require_timestamp",
     "sha256_hex",
     "uuid7",
 ]
@@ -146,6 +147,16 @@ def uuid7(unix_ms: int | None = None) -> str:
     tail[2] = 0x80 | tail[2] & 0x3F  # RFC 9562 variant (0b10) in octet 8
     text = ((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + tail).hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def require_timestamp(value: object) -> str:
+    """``value`` if it is an event timestamp (RFC 3339 UTC, microseconds), else FormatError."""
+    if not isinstance(value, str) or not CANONICAL_TIMESTAMP.match(value):
+        raise FormatError(
+            "event field timestamp must be RFC 3339 UTC with microseconds "
+            f"(2024-05-15T09:00:00.000000Z), got {value!r}"
+        )
+    return value
 
 
 def _require_text(value: object, where: str) -> str:
@@ -293,11 +304,7 @@ class Event:
         _require_text(self.action, "action")
         if type(self.seq) is not int or self.seq < 0:
             raise FormatError(f"event field seq must be a non-negative integer, got {self.seq!r}")
-        if not isinstance(self.timestamp, str) or not CANONICAL_TIMESTAMP.match(self.timestamp):
-            raise FormatError(
-                "event field timestamp must be RFC 3339 UTC with microseconds "
-                f"(2024-05-15T09:00:00.000000Z), got {self.timestamp!r}"
-            )
+        require_timestamp(self.timestamp)
 
     def body(self) -> dict[str, Any]:
         """The hashed form: the wire form without event digest and signature."""

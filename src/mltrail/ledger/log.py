@@ -24,20 +24,27 @@ import base64
 import contextlib
 import gc
 import hashlib
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mltrail.errors import ConflictError, FormatError, InvalidInputError, NotFoundError
-from mltrail.events import Draft, Event, now_timestamp, uuid7
+from mltrail.events import Draft, Event, now_timestamp, require_timestamp, uuid7
 from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note, sign_note
 from mltrail.storage import raw
 from mltrail.storage.database import Database
 from mltrail.storage.schema import event_refs, ledger_checkpoints, ledger_events, ledger_nodes
+
+try:
+    from mltrail import _native
+except ImportError:  # built without the optional C accelerator
+    _native = None  # type: ignore[assignment]
 
 __all__ = [
     "EventFilter",
@@ -191,15 +198,9 @@ class Log:
     def _seal(self, conn: Connection, drafts: Sequence[Draft]) -> _Batch:
         size = self._size(conn)
         base = self._frontier(conn, size)
-        batch = _Batch(merkle.CompactRange(base.size, base.hashes()))
-        # Every node a receipt's proof needs is a frontier node from before the batch or a
-        # node the batch creates, so receipts need no query (see merkle.inclusion_ranges).
-        batch.known.update(zip(merkle.root_nodes(size), base.hashes(), strict=True))
-        timestamp = self.clock()  # one transaction, one instant
+        timestamp = require_timestamp(self.clock())  # one transaction, one instant
         with collector_paused():
-            for offset, draft in enumerate(drafts):
-                batch.add(draft.seal(event_id=uuid7(), seq=size + offset, timestamp=timestamp))
-        return batch
+            return _seal_native(drafts, base, timestamp) or _seal_python(drafts, base, timestamp)
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
         raw.insert_rows(conn, ledger_events, _EVENT_COLUMNS, batch.rows)
@@ -344,19 +345,58 @@ _EVENT_COLUMNS = (
 
 @dataclass
 class _Batch:
-    """The events of one append, their rows, and the Merkle nodes they create."""
+    """The events of one append: their rows, leaf hashes, and the Merkle nodes they create.
 
-    tree: merkle.CompactRange
-    events: list[Event] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)  # in _EVENT_COLUMNS order
-    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
-    known: dict[merkle.NodeId, bytes] = field(default_factory=dict)
+    Events are built from the drafts only when asked for (projections need them, a bare
+    log append does not); likewise the node map that receipts' proofs are read from.
+    """
 
-    def add(self, event: Event) -> None:
+    drafts: Sequence[Draft]
+    timestamp: str
+    base: merkle.CompactRange  # the tree before the batch
+    tree: merkle.CompactRange  # the tree after it
+    rows: list[tuple[Any, ...]]  # in _EVENT_COLUMNS order
+    leaves: list[bytes]  # leaf hashes, in order
+    nodes: list[tuple[int, int, bytes]]  # interior nodes completed, (level, idx, hash)
+    sealed: list[Event] | None = None
+    _known: dict[merkle.NodeId, bytes] | None = None
+
+    @property
+    def events(self) -> list[Event]:
+        if self.sealed is None:
+            self.sealed = [
+                draft.seal(event_id=row[1], seq=row[0], timestamp=self.timestamp)
+                for draft, row in zip(self.drafts, self.rows, strict=True)
+            ]
+        return self.sealed
+
+    def proof(self, index: int) -> list[bytes]:
+        # Every node a receipt's proof needs is a frontier node from before the batch or a
+        # node the batch creates, so receipts need no query (see merkle.inclusion_ranges).
+        if self._known is None:
+            first = self.base.size
+            known = dict(zip(merkle.root_nodes(first), self.base.hashes(), strict=True))
+            known.update(((0, first + i), leaf) for i, leaf in enumerate(self.leaves))
+            known.update(((level, idx), node) for level, idx, node in self.nodes)
+            self._known = known
+        ranges = merkle.inclusion_ranges(index, self.tree.size)
+        return [
+            merkle.subtree_range_hash([self._known[n] for n in merkle.range_nodes(s, e)])
+            for s, e in ranges
+        ]
+
+
+def _seal_python(drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: str) -> _Batch:
+    """Seal, encode and hash each draft, and grow the tree: the reference implementation."""
+    tree = merkle.CompactRange(base.size, base.hashes())
+    events, rows, leaves, nodes = [], [], [], []
+    sha256, leaf_hash = hashlib.sha256, merkle.leaf_hash
+    for offset, draft in enumerate(drafts):
+        event = draft.seal(event_id=uuid7(), seq=base.size + offset, timestamp=timestamp)
         body = event.canonical_bytes()
-        digest = hashlib.sha256(body).digest()
-        self.events.append(event)
-        self.rows.append(
+        digest = sha256(body).digest()
+        events.append(event)
+        rows.append(
             (
                 event.seq,
                 event.event_id,
@@ -369,17 +409,31 @@ class _Batch:
                 event.timestamp,
             )
         )
-        for level, idx, node in self.tree.append(merkle.leaf_hash(digest)):
-            self.known[(level, idx)] = node
-            if level:  # leaf hashes are derived from ledger_events, not stored twice
-                self.nodes.append((level, idx, node))
+        [(_, _, leaf), *created] = tree.append(leaf_hash(digest))
+        leaves.append(leaf)
+        nodes.extend(created)
+    return _Batch(drafts, timestamp, base, tree, rows, leaves, nodes, sealed=events)
 
-    def proof(self, index: int) -> list[bytes]:
-        ranges = merkle.inclusion_ranges(index, self.tree.size)
-        return [
-            merkle.subtree_range_hash([self.known[n] for n in merkle.range_nodes(s, e)])
-            for s, e in ranges
-        ]
+
+def _seal_native(
+    drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: str
+) -> _Batch | None:
+    """`_seal_python` in C (`mltrail._native`), or None if not built or a draft needs Python.
+
+    The C loop encodes each body as `Event.canonical_bytes` does and hashes as `merkle`
+    does; property tests hold the two byte-equal.
+    """
+    if _native is None:
+        return None
+    unix_ms = time.time_ns() // 1_000_000
+    sealed = _native.seal_batch(
+        list(drafts), base.size, timestamp, unix_ms, os.urandom(10 * len(drafts)), base.hashes()
+    )
+    if sealed is None:
+        return None
+    rows, leaves, nodes, edge = sealed
+    tree = merkle.CompactRange(base.size + len(drafts), edge)
+    return _Batch(drafts, timestamp, base, tree, rows, leaves, nodes)
 
 
 class Receipts(Sequence[Receipt]):

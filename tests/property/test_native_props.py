@@ -1,0 +1,178 @@
+"""The C accelerator (`mltrail._native`) against its pure-Python twins, byte for byte.
+
+Skipped where the extension is not built, except under MLTRAIL_REQUIRE_NATIVE=1 (CI sets
+it), so a broken build cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import types
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mltrail.canonical import canonicalize_python
+from mltrail.errors import FormatError
+from mltrail.events import Actor, Draft, Ref
+from mltrail.ledger import merkle
+from tests.property.strategies import HEX, json_values
+
+try:
+    from mltrail import _native
+except ImportError:
+    if os.environ.get("MLTRAIL_REQUIRE_NATIVE"):
+        raise
+    pytest.skip("mltrail._native is not built", allow_module_level=True)
+
+TEXT = st.text(max_size=12)
+ASCII = st.text(st.characters(min_codepoint=0, max_codepoint=127), max_size=12)
+TIMESTAMP = "2025-05-05T14:03:00.123456Z"
+
+
+def python_or_error(value: Any) -> bytes | type[FormatError]:
+    try:
+        return canonicalize_python(value)
+    except FormatError:
+        return FormatError
+
+
+@given(json_values(TEXT, float_range=1e300, size=4, leaves=20))
+def test_canonical_equals_python_or_defers(value: Any) -> None:
+    fast = _native.canonical(value)
+    if fast is not None:
+        assert fast == canonicalize_python(value)
+
+
+PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | ASCII,
+    lambda c: st.lists(c, max_size=4) | st.tuples(c, c) | st.dictionaries(ASCII, c, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(PLAIN)
+def test_canonical_takes_plain_values_itself(value: Any) -> None:
+    # Without floats, astral keys or surrogates, nothing is deferred to Python.
+    fast = _native.canonical(value)
+    assert fast is not None
+    assert fast == canonicalize_python(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1.0,  # integral float: "1" in RFC 8785, "1.0" in repr
+        1e16,
+        1e-5,
+        float("nan"),
+        2**53,
+        -(2**53),
+        {"\U0001f600": 1},  # an astral key sorts differently in UTF-16
+        {1: "a"},  # a non-string key
+        "\ud800",  # a lone surrogate
+        {"a": "\udfff"},
+        object(),  # not JSON
+        types.MappingProxyType({"a": 1}),  # a mapping, but not a dict
+    ],
+)
+def test_canonical_defers_everything_it_does_not_encode_exactly(value: Any) -> None:
+    assert _native.canonical(value) is None
+
+
+def test_canonical_defers_past_the_depth_and_size_limits() -> None:
+    deep: list[Any] = []
+    for _ in range(600):
+        deep = [deep]
+    assert _native.canonical(deep) is None
+    assert python_or_error(list(range(1_000_001))) is FormatError
+    assert _native.canonical(list(range(1_000_001))) is None
+    assert _native.canonical(list(range(999_999))) == canonicalize_python(list(range(999_999)))
+
+
+def test_canonical_escapes_controls_quotes_and_backslashes_like_rfc8785() -> None:
+    text = "".join(chr(c) for c in range(0x20)) + '"\\/\x7f\u2028é😀'
+    assert _native.canonical(text) == canonicalize_python(text)
+    assert _native.canonical({"é": 1, "e": 2, "z": 3, "ée": 4}) == (
+        canonicalize_python({"é": 1, "e": 2, "z": 3, "ée": 4})
+    )
+
+
+REFS = st.builds(
+    Ref, TEXT.filter(bool), TEXT.filter(bool), st.none() | TEXT.filter(bool), st.none() | HEX
+)
+DRAFTS = st.builds(
+    Draft,
+    TEXT.filter(bool),
+    st.builds(Actor, st.sampled_from(["user", "service", "registry"]), TEXT.filter(bool)),
+    st.builds(Ref, TEXT.filter(bool), TEXT.filter(bool), st.none(), st.none() | HEX),
+    related=st.lists(REFS, max_size=3).map(tuple) | st.lists(REFS, max_size=3),
+    metadata=st.dictionaries(ASCII, PLAIN, max_size=4)
+    | st.dictionaries(TEXT, json_values(TEXT, float_range=1e20, size=3, leaves=8)),
+    artifact_sha256=st.none() | HEX,
+)
+
+
+@given(
+    drafts=st.lists(DRAFTS, min_size=1, max_size=8),
+    seq=st.integers(0, 2**40),
+    unix_ms=st.integers(0, 2**48 - 1),
+    seed=st.binary(min_size=32, max_size=32),
+)
+def test_seal_batch_equals_sealing_each_event_in_python(
+    drafts: list[Draft], seq: int, unix_ms: int, seed: bytes
+) -> None:
+    rnd = hashlib.shake_256(seed).digest(10 * len(drafts))
+    frontier = [hashlib.sha256(seed + bytes([i])).digest() for i in range(seq.bit_count())]
+    sealed = _native.seal_batch(drafts, seq, TIMESTAMP, unix_ms, rnd, frontier)
+    if sealed is None:  # some metadata needs the Python encoder; the log then seals in Python
+        assert any(_native.canonical(dict(d.metadata)) is None for d in drafts)
+        return
+    rows, leaves, nodes, edge = sealed
+
+    tree = merkle.CompactRange(seq, frontier)
+    expected_nodes = []
+    for i, (draft, row) in enumerate(zip(drafts, rows, strict=True)):
+        raw = unix_ms.to_bytes(6, "big") + rnd[10 * i : 10 * i + 10]
+        raw = raw[:6] + bytes([0x70 | raw[6] & 0x0F, raw[7], 0x80 | raw[8] & 0x3F]) + raw[9:]
+        event = draft.seal(event_id=str(uuid.UUID(bytes=raw)), seq=seq + i, timestamp=TIMESTAMP)
+        body = event.canonical_bytes()
+        digest = hashlib.sha256(body).digest()
+        assert row == (
+            seq + i,
+            event.event_id,
+            digest,
+            body,
+            event.action,
+            event.actor.id,
+            event.subject.type,
+            event.subject.id,
+            TIMESTAMP,
+        )
+        [(_, _, leaf), *created] = tree.append(merkle.leaf_hash(digest))
+        assert leaves[i] == leaf
+        expected_nodes += created
+    assert nodes == expected_nodes
+    assert edge == tree.hashes()
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"x": 1.0}, {"\U0001f600": 1}, {"x": "\ud800"}, types.MappingProxyType({"a": 1})],
+)
+def test_seal_batch_defers_a_batch_with_any_draft_it_cannot_encode(metadata: Any) -> None:
+    plain = Draft("note", Actor("user", "ann"), Ref("model", "m"))
+    odd = Draft("note", Actor("user", "ann"), Ref("model", "m"), metadata=metadata)
+    assert _native.seal_batch([plain, odd], 0, TIMESTAMP, 0, bytes(20), []) is None
+
+
+def test_seal_batch_refuses_a_frontier_that_does_not_fit_the_size() -> None:
+    plain = Draft("note", Actor("user", "ann"), Ref("model", "m"))
+    with pytest.raises(ValueError, match="frontier"):
+        _native.seal_batch([plain], 3, TIMESTAMP, 0, bytes(10), [bytes(32)])
+    with pytest.raises(ValueError, match="random bytes"):
+        _native.seal_batch([plain, plain], 0, TIMESTAMP, 0, bytes(10), [])
