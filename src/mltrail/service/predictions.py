@@ -20,12 +20,10 @@ from mltrail.canonical import loads
 from mltrail.catalog import queries
 from mltrail.catalog.predictions import (
     RecordColumns,
-    batch_tree,
     deployments_named,
-    encode_records,
     parse_records,
-    record_texts,
     records_given,
+    seal_records,
     split_digests,
 )
 from mltrail.catalog.projector import project_events
@@ -115,11 +113,9 @@ class PredictionUseCases(CatalogUseCases):
         return served
 
     def _prepare_batch(self, group: RecordColumns, keep_inputs: bool) -> _Prepared:
-        texts = record_texts(
+        blobs, digests, root = seal_records(
             group.deployment, group.version, group.pids, group.stamps, group.hmacs, group.outputs
         )
-        blobs = encode_records(texts, group.pids)
-        digests, root = batch_tree(blobs)
         stored = self.store.put_bytes(b"\n".join(blobs))
         batch_id = uuid7()
         meta = {
@@ -147,7 +143,7 @@ class PredictionUseCases(CatalogUseCases):
             if keep_inputs and any(group.inputs)
             else []
         )
-        return _Prepared(draft, batch_id, rows, b"".join(digests), inputs)
+        return _Prepared(draft, batch_id, rows, digests, inputs)
 
     def _store_records(self, conn: Any, batch_id: str, blobs: Sequence[bytes]) -> None:
         """Project a batch's records from its stored file (rebuild): the rows and digests
