@@ -18,7 +18,16 @@
  *     body as Event.canonical_bytes does, hashes it, and appends its leaf to the Merkle
  *     compact range whose hashes are `frontier`. Returns the ledger_events rows, the leaf
  *     hashes, every interior node completed as (level, index, hash), and the new frontier;
- *     None if any draft needs the Python path.
+ *     None if any draft needs the Python path. *
+ * check_rows(rows) -> (leaves, digest_mismatches, column_suspects) | None
+ *     For ledger_events rows (seq, event_sha256, body, action, actor_id, event_id,
+ *     subject_type, subject_id, ts): the RFC 6962 leaf hash of each body's SHA-256, the
+ *     positions whose stored digest differs, and the positions where the query columns do
+ *     not match the body by mltrail.ledger.chunk's byte check (Python then parses those).
+ *     None if a body or digest is not bytes.
+ *
+ * subtree_levels(leaves) -> list[list[bytes]]
+ *     mltrail.ledger.merkle.subtree_levels: every complete subtree hash, level by level.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -560,12 +569,224 @@ fail:
     return result;
 }
 
+
+/* -- checking stored rows ------------------------------------------------------------------ */
+
+static int
+ends_with(const char *s, Py_ssize_t n, const char *suffix, Py_ssize_t k)
+{
+    return k <= n && memcmp(s + n - k, suffix, k) == 0;
+}
+
+static Py_ssize_t
+find(const char *s, Py_ssize_t n, Py_ssize_t from, const char *needle, Py_ssize_t k)
+{
+    for (Py_ssize_t i = from; i + k <= n; i++)
+        if (memcmp(s + i, needle, k) == 0)
+            return i;
+    return -1;
+}
+
+/* '"digest":"' + 64 lower-case hex + '",' : a subject's content digest, 76 bytes. */
+static int
+is_digest_field(const char *s)
+{
+    if (memcmp(s, "\"digest\":\"", 10) || memcmp(s + 74, "\",", 2))
+        return 0;
+    for (int i = 10; i < 74; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* mltrail.ledger.chunk.columns_match's fast path, exactly: OK when it holds, SLOW when the
+ * columns must be compared by parsing the body. */
+static int
+columns_hold(Buf *b, const char *body, Py_ssize_t n, PyObject **cols)
+{
+    PyObject *seq = cols[0], *action = cols[3], *actor = cols[4], *event_id = cols[5],
+             *stype = cols[6], *sid = cols[7], *ts = cols[8];
+    int rc;
+    if (!PyLong_CheckExact(seq))
+        return SLOW;
+    long long number = PyLong_AsLongLong(seq);
+    if (number == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return SLOW;
+    }
+    /* head: {"action":A,"actor":{"id":I,"type":" */
+    b->len = 0;
+    if ((rc = PUT(b, "{\"action\":")) || (rc = put_string(b, action)) ||
+        (rc = PUT(b, ",\"actor\":{\"id\":")) || (rc = put_string(b, actor)) ||
+        (rc = PUT(b, ",\"type\":\"")))
+        return rc;
+    Py_ssize_t head = b->len;
+    if (head > n || memcmp(body, b->data, head))
+        return SLOW;
+    /* mid, where the actor's type ends: "},"event_id":E,"integrity":{ */
+    static const char type_end[] = "\"},\"event_id\":";
+    Py_ssize_t at = find(body, n, head, type_end, sizeof type_end - 1);
+    b->len = 0;
+    if ((rc = PUT(b, "\"},\"event_id\":")) || (rc = put_string(b, event_id)) ||
+        (rc = PUT(b, ",\"integrity\":{")))
+        return rc;
+    if (at < 0 || at + b->len > n || memcmp(body + at, b->data, b->len))
+        return SLOW;
+    /* tail: ,"seq":N,"subject":{ then "id":S,"type":T},"timestamp":TS} */
+    b->len = 0;
+    if ((rc = PUT(b, ",\"seq\":")) || (rc = put_int(b, number)) ||
+        (rc = PUT(b, ",\"subject\":{")))
+        return rc;
+    Py_ssize_t lead = b->len;
+    if ((rc = PUT(b, "\"id\":")) || (rc = put_string(b, sid)) || (rc = PUT(b, ",\"type\":")) ||
+        (rc = put_string(b, stype)) || (rc = PUT(b, "},\"timestamp\":")) ||
+        (rc = put_string(b, ts)) || (rc = PUT(b, "}")))
+        return rc;
+    if (ends_with(body, n, b->data, b->len))
+        return OK;
+    /* or a subject with content: its digest field between the lead and the rest */
+    Py_ssize_t rest = b->len - lead, end = n - rest, digest_at = end - 76;
+    if (ends_with(body, n, b->data + lead, rest) && digest_at > 0 &&
+        is_digest_field(body + digest_at) && ends_with(body, digest_at, b->data, lead))
+        return OK;
+    return SLOW;
+}
+
+static PyObject *
+check_rows(PyObject *module, PyObject *rows)
+{
+    if (!PyList_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "check_rows: rows must be a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    PyObject *leaves = PyList_New(n), *bad = PyList_New(0), *suspects = PyList_New(0);
+    PyObject *result = NULL;
+    Hasher h = {EVP_MD_CTX_new(), sha256_md};
+    Buf b = {0};
+    int deferred = 0;
+    if (leaves == NULL || bad == NULL || suspects == NULL || h.ctx == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 9) {
+            PyErr_SetString(PyExc_TypeError, "check_rows: each row must be a 9-tuple");
+            goto done;
+        }
+        PyObject **cols = &PyTuple_GET_ITEM(row, 0);
+        if (!PyBytes_CheckExact(cols[1]) || !PyBytes_CheckExact(cols[2])) {
+            deferred = 1;
+            goto done;
+        }
+        const char *body = PyBytes_AS_STRING(cols[2]);
+        Py_ssize_t size = PyBytes_GET_SIZE(cols[2]);
+        unsigned char digest[HASH], leaf[HASH];
+        static const unsigned char leaf_prefix = 0x00;
+        if (sha256(&h, body, size, NULL, 0, NULL, 0, digest) ||
+            sha256(&h, &leaf_prefix, 1, digest, HASH, NULL, 0, leaf))
+            goto done;
+        PyObject *item = PyBytes_FromStringAndSize((const char *)leaf, HASH);
+        if (item == NULL)
+            goto done;
+        PyList_SET_ITEM(leaves, i, item);
+        if (PyBytes_GET_SIZE(cols[1]) != HASH || memcmp(PyBytes_AS_STRING(cols[1]), digest, HASH)) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            if (at == NULL || PyList_Append(bad, at)) {
+                Py_XDECREF(at);
+                goto done;
+            }
+            Py_DECREF(at);
+        }
+        int rc = columns_hold(&b, body, size, cols);
+        if (rc == ERR)
+            goto done;
+        if (rc == SLOW) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            if (at == NULL || PyList_Append(suspects, at)) {
+                Py_XDECREF(at);
+                goto done;
+            }
+            Py_DECREF(at);
+        }
+    }
+    result = PyTuple_Pack(3, leaves, bad, suspects);
+done:
+    if (deferred && !PyErr_Occurred())
+        result = Py_NewRef(Py_None);
+    Py_XDECREF(leaves);
+    Py_XDECREF(bad);
+    Py_XDECREF(suspects);
+    PyMem_Free(b.data);
+    EVP_MD_CTX_free(h.ctx);
+    return result;
+}
+
+static PyObject *
+subtree_levels(PyObject *module, PyObject *leaves)
+{
+    if (!PyList_CheckExact(leaves)) {
+        PyErr_SetString(PyExc_TypeError, "subtree_levels: leaves must be a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(leaves);
+    PyObject *levels = PyList_New(0), *below = PySequence_List(leaves);
+    Hasher h = {EVP_MD_CTX_new(), sha256_md};
+    static const unsigned char node_prefix = 0x01;
+    if (levels == NULL || below == NULL || h.ctx == NULL || PyList_Append(levels, below))
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(below, i);
+        if (!PyBytes_CheckExact(item) || PyBytes_GET_SIZE(item) != HASH) {
+            PyErr_SetString(PyExc_ValueError, "subtree_levels: leaf hashes must be 32 bytes");
+            goto fail;
+        }
+    }
+    while (n >= 2) {
+        PyObject *level = PyList_New(n / 2);
+        if (level == NULL)
+            goto fail;
+        for (Py_ssize_t i = 0; i < n / 2; i++) {
+            unsigned char out[HASH];
+            if (sha256(&h, &node_prefix, 1, PyBytes_AS_STRING(PyList_GET_ITEM(below, 2 * i)),
+                       HASH, PyBytes_AS_STRING(PyList_GET_ITEM(below, 2 * i + 1)), HASH, out)) {
+                Py_DECREF(level);
+                goto fail;
+            }
+            PyObject *node = PyBytes_FromStringAndSize((const char *)out, HASH);
+            if (node == NULL) {
+                Py_DECREF(level);
+                goto fail;
+            }
+            PyList_SET_ITEM(level, i, node);
+        }
+        if (PyList_Append(levels, level)) {
+            Py_DECREF(level);
+            goto fail;
+        }
+        Py_DECREF(below);
+        below = level;
+        n /= 2;
+    }
+    Py_DECREF(below);
+    EVP_MD_CTX_free(h.ctx);
+    return levels;
+fail:
+    Py_XDECREF(levels);
+    Py_XDECREF(below);
+    EVP_MD_CTX_free(h.ctx);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"canonical", canonical, METH_O,
      "RFC 8785 bytes of a plain JSON value, or None if it needs the Python path."},
     {"seal_batch", seal_batch, METH_VARARGS,
      "Seal drafts into ledger rows, leaf hashes, Merkle nodes and the new frontier; None if "
      "any draft needs the Python path."},
+    {"check_rows", check_rows, METH_O,
+     "Leaf hashes of stored event rows, with the rows whose digest or columns need a look."},
+    {"subtree_levels", subtree_levels, METH_O,
+     "Every complete subtree hash of a run of leaf hashes, level by level."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,12 +15,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
 
 from mltrail.errors import StorageError
 from mltrail.events import Actor, Draft, Ref
+from mltrail.ledger import chunk as chunk_module
 from mltrail.ledger import merkle, pool
 from mltrail.ledger.audit import AuditReport, audit
 from mltrail.ledger.checkpoint import NoteSigner
@@ -71,8 +73,13 @@ def _problems(report: AuditReport) -> list[tuple[str, int | None, str]]:
 
 
 def _same_as_one_pass(db: Database, **kwargs: Any) -> AuditReport:
-    """Audit in tiny chunks with two workers; it must agree with the default single pass."""
+    """Audit in tiny chunks with two workers, and without the C accelerator; each must agree
+    with the default single pass."""
     whole = audit(db, KEYS, processes=1, **kwargs)
+    with mock.patch.object(chunk_module, "_native", None):
+        python = audit(db, KEYS, processes=1, **kwargs)
+    assert _problems(python) == _problems(whole)
+    assert (python.root, python.nodes_checked) == (whole.root, whole.nodes_checked)
     for level, processes in ((0, 1), (2, 2), (3, 1)):
         chunked = audit(db, KEYS, processes=processes, chunk_level=level, **kwargs)
         assert chunked.processes == processes

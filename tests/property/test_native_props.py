@@ -13,13 +13,14 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltrail.canonical import canonicalize_python
 from mltrail.errors import FormatError
-from mltrail.events import Actor, Draft, Ref
+from mltrail.events import Actor, Draft, Event, Ref
 from mltrail.ledger import merkle
+from mltrail.ledger.chunk import columns_match
 from tests.property.strategies import HEX, json_values
 
 try:
@@ -176,3 +177,58 @@ def test_seal_batch_refuses_a_frontier_that_does_not_fit_the_size() -> None:
         _native.seal_batch([plain], 3, TIMESTAMP, 0, bytes(10), [bytes(32)])
     with pytest.raises(ValueError, match="random bytes"):
         _native.seal_batch([plain, plain], 0, TIMESTAMP, 0, bytes(10), [])
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=70))
+def test_subtree_levels_equals_python(leaves: list[bytes]) -> None:
+    assert _native.subtree_levels(leaves) == merkle.subtree_levels(leaves)
+
+
+# Text that collides with the body's own punctuation (see test_chunk_props).
+TRICKY = st.sampled_from(['"', "\\", '","type":"', '"},"timestamp":"', ',"seq":1', "{", "\u2028"])
+FIELD = st.lists(TEXT | TRICKY, min_size=1, max_size=3).map("".join).filter(bool)
+STORED = st.builds(
+    Event,
+    event_id=FIELD,
+    seq=st.integers(0, 2**40),
+    action=FIELD,
+    actor=st.builds(Actor, st.just("user"), FIELD),
+    timestamp=st.just(TIMESTAMP),
+    subject=st.builds(Ref, FIELD, FIELD, st.none(), st.none() | HEX),
+    related=st.lists(st.builds(Ref, FIELD, FIELD), max_size=2).map(tuple),
+    metadata=st.dictionaries(FIELD, FIELD | st.integers(0, 9), max_size=3),
+)
+TAMPER = st.sampled_from(["none", "digest", "body", "column", "seq"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(STORED, TAMPER), min_size=1, max_size=6), st.data())
+def test_check_rows_flags_what_the_python_checks_find(
+    stored: list[tuple[Event, str]], data: st.DataObject
+) -> None:
+    rows: list[tuple[Any, ...]] = []
+    for event, tamper in stored:
+        body = event.canonical_bytes()
+        row = [event.seq, hashlib.sha256(body).digest(), body, event.action, event.actor.id,
+               event.event_id, event.subject.type, event.subject.id, event.timestamp]  # fmt: skip
+        if tamper == "digest":
+            row[1] = bytes(32)
+        elif tamper == "body":
+            row[2] = body.replace(b'"seq":', b'"seq": ', 1)
+        elif tamper == "column":
+            row[data.draw(st.integers(3, 8))] = data.draw(FIELD)
+        elif tamper == "seq":
+            row[0] = data.draw(st.integers(0, 2**40) | FIELD)
+        rows.append(tuple(row))
+
+    checked = _native.check_rows(rows)
+    assert checked is not None
+    leaves, bad_digests, suspects = checked
+    for i, (row, (_, tamper)) in enumerate(zip(rows, stored, strict=True)):
+        digest = hashlib.sha256(row[2]).digest()
+        assert leaves[i] == merkle.leaf_hash(digest)
+        assert (i in bad_digests) == (digest != row[1])
+        if i not in suspects:  # the byte check's "match" must be right
+            assert columns_match(row[2], row[0], *row[3:])
+        if tamper in ("none", "digest"):  # and it must take every untouched row itself
+            assert i not in suspects
