@@ -15,6 +15,13 @@ EXTENSIONS = [
         extra_compile_args=["-O2", "-Wall", "-Wno-deprecated-declarations"],
         optional=True,
     ),
+    Extension(
+        "mltrail.catalog._records",
+        ["src/mltrail/catalog/_records.c"],
+        libraries=["crypto"],
+        extra_compile_args=["-O2", "-Wall", "-Wno-deprecated-declarations"],
+        optional=True,
+    ),
 ]
 
 setup(ext_modules=EXTENSIONS)
