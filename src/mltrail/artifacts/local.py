@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from mltrail.artifacts.digest import (
     ArtifactInfo,
     copy_hashing,
     digest_from_key,
+    mismatch_error,
     object_key,
     read_chunks,
     verified_chunks,
@@ -50,6 +52,7 @@ class LocalArtifactStore(ArtifactStore):
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root).absolute()
+        self._prefix = f"{self._root}{os.sep}"  # for plain-string paths on the hot paths
 
     @property
     def root(self) -> Path:
@@ -86,6 +89,22 @@ class LocalArtifactStore(ArtifactStore):
                 partial.unlink(missing_ok=True)
         return info
 
+    def read_bytes(self, digest: str) -> bytes:
+        """The whole artifact, verified; see `ArtifactStore.read_bytes`. One read and one
+        hash, without the chunk stream: a version's manifest is read on every registration."""
+        path = self._prefix + object_key(digest)
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"artifact sha256:{digest} is not in {self.url}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read artifact sha256:{digest}: {exc}") from exc
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise mismatch_error(digest, actual)
+        return data
+
     @contextmanager
     def open(self, digest: str) -> Iterator[Iterator[bytes]]:
         """Stream the artifact's bytes, verified at the end; see `ArtifactStore.open`."""
@@ -105,9 +124,8 @@ class LocalArtifactStore(ArtifactStore):
 
     def stat(self, digest: str) -> int | None:
         """The artifact file's size, or None if there is none."""
-        path = self.path_of(digest)
         try:
-            return path.stat().st_size
+            return os.stat(self._prefix + object_key(digest)).st_size
         except FileNotFoundError:
             return None
         except OSError as exc:
