@@ -6,6 +6,7 @@ Every handler reads only the event (and, for prediction batches, the batch's rec
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,57 +28,60 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str,
     accept ``ON CONFLICT DO NOTHING``); plain SQL, as this runs on every append."""
     if not rows:
         return
-    names = list(rows[0])
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-        "ON CONFLICT DO NOTHING"
-    )
+    names = tuple(rows[0])
     raw.executemany(
-        conn,
-        sql,
-        [tuple(str(r[n]) if isinstance(r[n], str) else r[n] for n in names) for r in rows],
+        conn, _insert_sql(table.name, names, ignore=True), [_values(r, names) for r in rows]
     )
 
 
 def insert_row(conn: Connection, table: sa.Table, **values: Any) -> None:
     """Insert one row in plain SQL: projections run inside every append, where building
     a SQLAlchemy statement costs more than the insert itself."""
-    names = ", ".join(values)
-    marks = ", ".join("?" * len(values))
-    raw.execute(
-        conn,
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
-        [str(v) if isinstance(v, str) else v for v in values.values()],
+    names = tuple(values)
+    raw.execute(conn, _insert_sql(table.name, names, ignore=False), _values(values, names))
+
+
+@functools.cache
+def _insert_sql(table: str, names: tuple[str, ...], *, ignore: bool) -> str:
+    """The INSERT for these columns, built once: every append runs a few of them."""
+    sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    return sql + " ON CONFLICT DO NOTHING" if ignore else sql
+
+
+def _values(row: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    # Plain `str` for the driver: enum members (`SubjectType.MODEL`) are str subclasses.
+    return tuple(
+        str(v) if isinstance(v, str) and type(v) is not str else v for v in map(row.get, names)
     )
 
 
 def project_events(conn: Connection, events: Iterable[Event]) -> None:
     """Apply ``events`` to every projection table."""
-    refs: list[dict[str, Any]] = []
+    refs: list[tuple[str, str, int]] = []
     for event in events:
         keys = {event.subject.key(), *(ref.key() for ref in event.related)}
-        refs.extend({"ref_type": kind, "ref_id": ident, "seq": event.seq} for kind, ident in keys)
-        _lineage(conn, event)
+        refs.extend((str(kind), str(ident), event.seq) for kind, ident in keys)
+        success = event.outcome == "success"
+        if success:
+            _lineage(conn, event)
         handler = _HANDLERS.get((event.action, event.subject.type))
-        if handler is not None and event.outcome == "success":
+        if handler is not None and success:
             handler(conn, event)
-    insert_ignore(conn, t.event_refs, refs)
+    raw.executemany(conn, _insert_sql(t.event_refs.name, _REF_COLUMNS, ignore=True), refs)
+
+
+_REF_COLUMNS = ("ref_type", "ref_id", "seq")
+_EDGE_COLUMNS = ("src_type", "src_id", "role", "dst_type", "dst_id", "seq")
 
 
 def _lineage(conn: Connection, event: Event) -> None:
+    subject = event.subject
     edges = [
-        {
-            "src_type": event.subject.type,
-            "src_id": event.subject.id,
-            "role": ref.role,
-            "dst_type": ref.type,
-            "dst_id": ref.id,
-            "seq": event.seq,
-        }
+        (str(subject.type), str(subject.id), str(ref.role), str(ref.type), str(ref.id), event.seq)
         for ref in event.related
-        if ref.role is not None and event.outcome == "success"
+        if ref.role is not None
     ]
-    insert_ignore(conn, t.lineage_edges, edges)
+    raw.executemany(conn, _insert_sql(t.lineage_edges.name, _EDGE_COLUMNS, ignore=True), edges)
 
 
 def _meta(event: Event, key: str, default: Any = None) -> Any:
