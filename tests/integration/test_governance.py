@@ -566,6 +566,32 @@ def test_viewer_cannot_register_approve_or_promote(gov: Gov) -> None:
     assert gov.stage() == "none"
 
 
+def test_a_refused_version_stores_nothing_and_its_refusal_is_logged(gov: Gov) -> None:
+    """Whether the files come as a directory or as a stored manifest, missing or present,
+    a viewer is refused (and the refusal logged) before anything else happens."""
+    gov.admin.add_principal("auditor.lee", display_name="Lee (auditor)", roles=["viewer"])
+    viewer = gov.as_("auditor.lee")
+    folder = gov.work / "refused-model"
+    folder.mkdir()
+    (folder / "weights.json").write_text('{"refused": true}')
+    stored = gov.admin.get_version(VERSION)["manifest_sha256"]
+    before = gov.last_seq()
+
+    with pytest.raises(AccessDeniedError, match="needs role admin or contributor"):
+        viewer.add_version(MODEL, folder, run=RUN)
+    with pytest.raises(AccessDeniedError, match="needs role admin or contributor"):
+        viewer.add_version(MODEL, manifest=stored, run=RUN)
+    with pytest.raises(AccessDeniedError, match="needs role admin or contributor"):
+        viewer.add_version(MODEL, manifest="0" * 64, run=RUN)
+    with pytest.raises(AccessDeniedError, match="needs role admin or contributor"):
+        viewer.add_version(MODEL)
+
+    weights = hashlib.sha256(b'{"refused": true}').hexdigest()
+    assert not gov.admin.store.exists(weights), "a refused caller's files are not stored"
+    appended = [e for e in gov.events() if e.seq > before]
+    assert [(e.action, e.actor.id) for e in appended] == [("reject", "auditor.lee")] * 4
+
+
 def test_contributor_on_one_model_cannot_register_another(gov: Gov) -> None:
     gov.admin.register_model("fraud", description="Card-not-present fraud score")
     gov.admin.add_principal("ds.intern", display_name="Intern")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from mltrail.errors import NotFoundError
 from mltrail.storage import raw
 from mltrail.storage import schema as t
 
-__all__ = ["find", "get", "list_versions", "production_version", "resolve_alias"]
+__all__ = ["find", "get", "list_versions", "production_version", "resolve_alias", "version_slot"]
 
 _KEYS: dict[str, tuple[sa.Table, str, str]] = {
     "dataset": (t.datasets, "dataset_id", "mltrail dataset register"),
@@ -44,11 +45,15 @@ def get(conn: Connection, kind: str, key: str) -> dict[str, Any]:
     """Like `find`, but a missing row is a NotFoundError that says how to create one."""
     row = find(conn, kind, key)
     if row is None:
-        raise NotFoundError(
-            f"{kind.replace('_', ' ')} {key!r} is not registered",
-            hint=f"register it first (`{_KEYS[kind][2]}`)",
-        )
+        raise _not_registered(kind, key)
     return row
+
+
+def _not_registered(kind: str, key: str) -> NotFoundError:
+    return NotFoundError(
+        f"{kind.replace('_', ' ')} {key!r} is not registered",
+        hint=f"register it first (`{_KEYS[kind][2]}`)",
+    )
 
 
 def list_versions(conn: Connection, model: str) -> list[dict[str, Any]]:
@@ -76,21 +81,47 @@ def resolve_alias(conn: Connection, model: str, alias: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def version_with(conn: Connection, model: str, manifest_sha256: str, run: str | None) -> int | None:
-    """The log index of the version of ``model`` with these files from this run, if any."""
-    rows = raw.execute(
-        conn,
-        "SELECT seq, run_id FROM catalog_versions WHERE model = ? AND manifest_sha256 = ?",
-        (model, manifest_sha256),
-    )
-    return next((int(seq) for seq, run_id in rows if run_id == run), None)
+@dataclass(frozen=True, slots=True)
+class VersionSlot:
+    """Where a new version of a model goes: its number, unless the same files from the
+    same run are registered already (``existing``, that version's log index)."""
+
+    number: int
+    existing: int | None
 
 
-def next_version_number(conn: Connection, model: str) -> int:
-    [(top,)] = raw.execute(
-        conn, "SELECT max(number) FROM catalog_versions WHERE model = ?", (model,)
-    )
-    return int(top or 0) + 1
+# One statement instead of four: registering a version asks all of this, every time.
+_VERSION_SLOT = """
+SELECT
+  EXISTS (SELECT 1 FROM catalog_models WHERE name = ?),
+  EXISTS (SELECT 1 FROM catalog_runs WHERE run_id = ?),
+  (SELECT max(number) FROM catalog_versions WHERE model = ?),
+  (SELECT min(seq) FROM catalog_versions
+     WHERE model = ? AND manifest_sha256 = ? AND run_id {run})
+"""
+_VERSION_SLOT_RUN = _VERSION_SLOT.format(run="= ?")
+_VERSION_SLOT_NO_RUN = _VERSION_SLOT.format(run="IS NULL")
+
+
+def version_slot(
+    conn: Connection, model: str, manifest_sha256: str, run: str | None
+) -> VersionSlot:
+    """The next version of ``model`` for these files from run ``run`` (None: no run).
+
+    Raises:
+        NotFoundError: the model, or the run, is not registered.
+    """
+    params: tuple[str, ...]
+    if run is None:
+        sql, params = _VERSION_SLOT_NO_RUN, (model, "", model, model, manifest_sha256)
+    else:
+        sql, params = _VERSION_SLOT_RUN, (model, run, model, model, manifest_sha256, run)
+    [(has_model, has_run, top, existing)] = raw.execute(conn, sql, params)
+    if not has_model:
+        raise _not_registered("model", model)
+    if run is not None and not has_run:
+        raise _not_registered("run", run)
+    return VersionSlot(int(top or 0) + 1, None if existing is None else int(existing))
 
 
 def run_datasets(conn: Connection, run_id: str) -> list[str]:

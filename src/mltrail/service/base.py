@@ -7,16 +7,19 @@ the projections in the same transaction.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, NoReturn, Self, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from mltrail.access import queries as access
-from mltrail.access.roles import decide
+from mltrail.access.roles import Decision, decide
 from mltrail.artifacts.store import ArtifactStore, open_store
 from mltrail.errors import (
     AccessDeniedError,
@@ -25,18 +28,21 @@ from mltrail.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
+    RegistryError,
 )
 from mltrail.events import Action, Actor, Draft, Event, Ref, SubjectType, now_timestamp
 from mltrail.ledger import merkle
 from mltrail.ledger.audit import AuditReport, Progress, audit
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, split_note
 from mltrail.ledger.keys import load_signer, save_signer
-from mltrail.ledger.log import EventFilter, Log, Projector, Receipt
+from mltrail.ledger.log import EventFilter, Log, Projector, Receipt, Receipts
 from mltrail.settings import ActorSettings, Settings, default_actor_id, load_settings
 from mltrail.storage import migrate
 from mltrail.storage.database import Database
 
 __all__ = ["Appended", "Origin", "RegistryCore"]
+
+_T = TypeVar("_T")
 
 INTERFACES = frozenset({"cli", "api", "sdk", "importer", "demo"})
 
@@ -61,12 +67,39 @@ class Origin:
         return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Appended:
-    """A command's result: the event it appended and its receipt."""
+    """A command's result: the event it appended and its receipt.
 
-    event: Event
-    receipt: Receipt
+    Given the append's `Receipts` instead of a receipt, the inclusion proof is computed
+    when `receipt` is first read: it needs nothing the append does not already hold, and
+    a caller that only wants the event should not pay for it on every command.
+    """
+
+    __slots__ = ("_index", "_receipt", "_receipts", "event")
+
+    def __init__(
+        self,
+        event: Event,
+        receipt: Receipt | None = None,
+        *,
+        of: tuple[Receipts, int] | None = None,
+    ) -> None:
+        if (receipt is None) == (of is None):
+            raise TypeError("Appended needs exactly one of a receipt or (receipts, index)")
+        self.event = event
+        self._receipt = receipt
+        self._receipts: Receipts | None = of[0] if of else None
+        self._index = of[1] if of else 0
+
+    @property
+    def receipt(self) -> Receipt:
+        if self._receipt is None:
+            assert self._receipts is not None  # one of the two is always given
+            self._receipt = self._receipts[self._index]
+        return self._receipt
+
+    def __repr__(self) -> str:
+        return f"Appended(event={self.event!r})"
 
 
 class RegistryCore:
@@ -85,15 +118,22 @@ class RegistryCore:
         self.settings = settings
         self.db = Database.connect(settings.database)
         self.signer = load_signer(settings.resolve(root, settings.key_file))
-        self.log = Log(
-            self.db, self.signer, origin=settings.origin, clock=clock, subjects_in_refs=True
-        )
+        self.clock = clock
+        self.log = self._open_log()
         self.store: ArtifactStore = open_store(
             settings.artifacts, endpoint_url=settings.s3_endpoint_url
         )
         self.actor = actor or _configured_actor(settings.actor)
         self.origin = origin
-        self.clock = clock
+
+    def _open_log(self) -> Log:
+        return Log(
+            self.db,
+            self.signer,
+            origin=self.settings.origin,
+            clock=self.clock,
+            subjects_in_refs=True,
+        )
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -238,7 +278,7 @@ class RegistryCore:
 
     def _append(self, drafts: Sequence[Draft], project: Projector | None = None) -> list[Appended]:
         receipts = self.log.append(drafts, project=project or self._project)
-        return [Appended(event, receipts[i]) for i, event in enumerate(receipts.events)]
+        return [Appended(event, of=(receipts, i)) for i, event in enumerate(receipts.events)]
 
     def _bootstrap_admin(self) -> Draft:
         """The one who creates the registry is its first admin."""
@@ -251,20 +291,72 @@ class RegistryCore:
     def _require(self, permission: str, scope: str = "*") -> None:
         """Refuse (and log the refusal) unless the actor may use ``permission`` on ``scope``."""
         with self.db.read() as conn:
-            active, grants = access.authority(conn, self.actor.id)
-        decision = decide(permission, scope, grants, active=active)
+            decision = self._decide(conn, permission, scope)
         if not decision:
-            draft = self._draft(
-                Action.REJECT,
-                Ref(SubjectType.PRINCIPAL, self.actor.id),
-                metadata={"attempted": permission, "scope": scope, "reasons": [decision.reason]},
-                outcome="failure",
-            )
-            self._append([draft])
-            where = "every model" if scope == "*" else f"model {scope!r}"
-            raise AccessDeniedError(
-                f"{self.actor.id} may not {permission} on {where}: {decision.reason}"
-            )
+            self._refuse(permission, scope, decision)
+
+    @contextlib.contextmanager
+    def _command(self, permission: str, scope: str = "*") -> Iterator[Connection]:
+        """One use case in one write transaction, entered only if the actor may use
+        ``permission`` on ``scope``: the check, the reads the command depends on and its
+        append see one state, take one lock and pay for one commit.
+
+        Raises:
+            AccessDeniedError: the actor may not; the refusal is logged (and committed)
+                before this raises, as with `_require`.
+        """
+        with self._transaction() as conn:
+            decision = self._decide(conn, permission, scope)
+            if decision:
+                yield conn
+                return
+            self._append([self._refusal(permission, scope, decision)])
+        self._refuse(permission, scope, decision, logged=True)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A write transaction that `_append` joins (see `Database.write`)."""
+        try:
+            with self.db.write() as conn:
+                yield conn
+        except BaseException:
+            # An append that returned inside the transaction left the log's in-memory
+            # frontier at a tree the rollback just undid; start over from the database.
+            self.log = self._open_log()
+            raise
+
+    def _prepared(self, permission: str, scope: str, prepare: Callable[[], _T]) -> _T:
+        """``prepare()``, which must have no side effects; should it fail, a caller who may
+        not use ``permission`` on ``scope`` gets (and the log records) the refusal instead,
+        exactly as if it had been checked first."""
+        try:
+            return prepare()
+        except RegistryError:
+            self._require(permission, scope)
+            raise
+
+    def _decide(self, conn: Connection, permission: str, scope: str) -> Decision:
+        active, grants = access.authority(conn, self.actor.id)
+        return decide(permission, scope, grants, active=active)
+
+    def _refusal(self, permission: str, scope: str, decision: Decision) -> Draft:
+        return self._draft(
+            Action.REJECT,
+            Ref(SubjectType.PRINCIPAL, self.actor.id),
+            metadata={"attempted": permission, "scope": scope, "reasons": [decision.reason]},
+            outcome="failure",
+        )
+
+    def _refuse(
+        self, permission: str, scope: str, decision: Decision, *, logged: bool = False
+    ) -> NoReturn:
+        """Log the refusal (unless it is already) and raise AccessDeniedError."""
+        if not logged:
+            self._append([self._refusal(permission, scope, decision)])
+        where = "every model" if scope == "*" else f"model {scope!r}"
+        raise AccessDeniedError(
+            f"{self.actor.id} may not {permission} on {where}: {decision.reason}"
+        )
 
     def _project(self, conn: Any, events: Sequence[Event]) -> None:
         """Update projections for ``events``; mixins extend this."""

@@ -258,46 +258,56 @@ class CatalogUseCases(RegistryCore):
             NotFoundError: the model, the run, the manifest or one of its files is missing.
             InvalidInputError: neither or both of ``path`` and ``manifest``.
         """
-        self._require("register", model)
-        if (path is None) == (manifest is None):
+        found, stored = self._version_manifest(model, path, manifest)
+        with self._command("register", model) as conn:
+            slot = queries.version_slot(conn, model, stored.digest, run)
+            if slot.existing is not None:
+                event = self.log.event(slot.existing)
+                return Appended(event, self.prove_event(event.seq))
+            number = slot.number
+            related = [Ref(SubjectType.MODEL, model, role="version_of")]
+            if run is not None:
+                related.append(Ref(SubjectType.RUN, run, role="produced_by"))
+            meta = {
+                "model": model,
+                "number": number,
+                "files": len(found.files),
+                "size": found.size,
+                "entrypoint": entrypoint,
+                "model_signing_digest": found.model_signing_digest,
+            }
+            draft = self._draft(
+                Action.REGISTER,
+                Ref(SubjectType.MODEL_VERSION, version_id(model, number), digest=stored.digest),
+                related=related,
+                metadata=meta,
+                artifact_sha256=stored.digest,
+            )
+            return self._append([draft])[0]
+
+    def _version_manifest(
+        self, model: str, path: Path | None, manifest: str | None
+    ) -> tuple[Manifest, ArtifactInfo]:
+        """A new version's manifest and where it is stored.
+
+        A directory's files are stored only once the actor may register versions of
+        ``model``. Reading a stored manifest has no side effects, so it is done before the
+        command's transaction opens (the write lock is not held for artifact I/O); the
+        authority check then happens inside it, or first should the reading fail.
+        """
+        if path is not None and manifest is None:
+            self._require("register", model)
+            found = Manifest.from_directory(path, self.store)
+            return found, self.store.put_bytes(canonicalize(found.to_dict()))
+        return self._prepared("register", model, lambda: self._stored_manifest(manifest, path))
+
+    def _stored_manifest(
+        self, digest: str | None, path: Path | None = None
+    ) -> tuple[Manifest, ArtifactInfo]:
+        if digest is None or path is not None:
             raise InvalidInputError(
                 "a version needs exactly one of a directory or a stored manifest digest"
             )
-        if path is not None:
-            found = Manifest.from_directory(path, self.store)
-            stored = self.store.put_bytes(canonicalize(found.to_dict()))
-        else:
-            found, stored = self._stored_manifest(str(manifest))
-        with self.db.read() as conn:
-            queries.get(conn, "model", model)
-            run_row = queries.get(conn, "run", run) if run is not None else None
-            same = queries.version_with(conn, model, stored.digest, run)
-            number = queries.next_version_number(conn, model)
-        if same is not None:
-            event = self.log.event(same)
-            return Appended(event, self.prove_event(event.seq))
-        vid = version_id(model, number)
-        related = [Ref(SubjectType.MODEL, model, role="version_of")]
-        if run_row is not None and run is not None:
-            related.append(Ref(SubjectType.RUN, run, role="produced_by"))
-        meta = {
-            "model": model,
-            "number": number,
-            "files": len(found.files),
-            "size": found.size,
-            "entrypoint": entrypoint,
-            "model_signing_digest": found.model_signing_digest,
-        }
-        draft = self._draft(
-            Action.REGISTER,
-            Ref(SubjectType.MODEL_VERSION, vid, digest=stored.digest),
-            related=related,
-            metadata=meta,
-            artifact_sha256=stored.digest,
-        )
-        return self._append([draft])[0]
-
-    def _stored_manifest(self, digest: str) -> tuple[Manifest, ArtifactInfo]:
         data = self.store.read_bytes(digest)  # verified against its digest
         found = Manifest.from_dict(loads(data))
         missing = [f.path for f in found.files if self.store.stat(f.digest) != f.size]

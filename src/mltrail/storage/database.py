@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +64,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._open = _OpenWrite()
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(
                 f"database dialect {self.dialect!r} is not supported",
@@ -88,7 +90,16 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction holding the append lock; commits on success."""
+        """A write transaction holding the append lock; commits on success.
+
+        Opened while this thread already has one open, it joins that transaction instead
+        (and commits or rolls back with it): a use case can check, read, append and
+        project in one transaction, under one lock, with one commit.
+        """
+        joined = self._open.conn
+        if joined is not None:
+            yield joined
+            return
         with translate_errors("writing"), self.engine.connect() as conn:
             conn = conn.execution_options(mltrail_write=True)
             with conn.begin():
@@ -96,16 +107,35 @@ class Database:
                     conn.execute(
                         sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY}
                     )
-                yield conn
+                self._open.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._open.conn = None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction: one consistent snapshot."""
+        """A read transaction: one consistent snapshot.
+
+        Inside a write transaction of this thread it reads that transaction, own writes
+        included (another connection would not see them, and an in-memory database has
+        only the one connection).
+        """
+        joined = self._open.conn
+        if joined is not None:
+            yield joined
+            return
         with translate_errors("reading"), self.engine.connect() as conn, conn.begin():
             yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _OpenWrite(threading.local):
+    """The write transaction this thread has open on a database, if any."""
+
+    conn: Connection | None = None
 
 
 def _sqlite_engine(url: sa.engine.URL, **engine_args: Any) -> Engine:
