@@ -80,7 +80,7 @@ def _same_as_one_pass(db: Database, **kwargs: Any) -> AuditReport:
         python = audit(db, KEYS, processes=1, **kwargs)
     assert _problems(python) == _problems(whole)
     assert (python.root, python.nodes_checked) == (whole.root, whole.nodes_checked)
-    for level, processes in ((0, 1), (2, 2), (3, 1)):
+    for level, processes in ((0, 1), (2, 2), (3, 1), (5, 2)):
         chunked = audit(db, KEYS, processes=processes, chunk_level=level, **kwargs)
         assert chunked.processes == processes
         assert _problems(chunked) == _problems(whole), (level, processes)
@@ -130,7 +130,13 @@ def test_untouched_log_verifies_in_chunks_and_workers(db: Database) -> None:
         ("ledger_events", "UPDATE ledger_events SET seq = 99 WHERE seq = 36", "missing leaf", 36),
         (
             "ledger_nodes",
-            "UPDATE ledger_nodes SET hash = :z WHERE level = 1 AND idx = 5",
+            "UPDATE ledger_nodes SET hash = :z WHERE level = 4 AND idx = 0",
+            "node mismatch",
+            0,
+        ),
+        (  # below LEDGER_NODES_MIN_LEVEL nothing is stored: a row there is not ours
+            "ledger_nodes",
+            "INSERT INTO ledger_nodes (level, idx, hash) VALUES (1, 5, :z)",
             "node mismatch",
             10,
         ),
@@ -165,6 +171,7 @@ def test_untouched_log_verifies_in_chunks_and_workers(db: Database) -> None:
         "changed-column",
         "moved-last-event",
         "node-inside-chunk",
+        "stray-node-below-the-floor",
         "node-above-chunks",
         "node-past-the-log",
         "node-above-the-root",

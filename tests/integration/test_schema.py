@@ -14,11 +14,12 @@ from alembic.runtime.migration import MigrationContext
 
 from mltrail.errors import AccessDeniedError, ConfigError, StorageError
 from mltrail.events import Actor
+from mltrail.ledger import merkle
 from mltrail.service import Registry
 from mltrail.storage import migrate
 from mltrail.storage.database import Database
 from mltrail.storage.migrate import current_revision, head_revision, upgrade
-from mltrail.storage.schema import metadata
+from mltrail.storage.schema import LEDGER_NODES_MIN_LEVEL, metadata
 
 FIX = (
     "the schema in mltrail/storage/schema.py and the migrations disagree; add a revision with "
@@ -107,6 +108,38 @@ def test_a_log_written_before_migration_0003_keeps_its_rows_and_verifies(
     assert registry.verify().ok
     with pytest.raises(StorageError, match="append-only"), registry.db.write() as conn:
         conn.execute(sa.text("DELETE FROM ledger_events WHERE seq = 0"))
+
+
+def test_migration_0005_keeps_only_high_subtrees_and_proofs_still_hold(
+    registry: Registry,
+) -> None:
+    """Down to 0004 every subtree is stored again (rehashed from the digests), as a 0004 log
+    stored them; up again only levels >= 4 remain, and proofs equal those from the leaves."""
+    for i in range(40):
+        registry.register_model(f"m{i}")
+    log = registry.log
+    nodes = "SELECT level, idx, hash FROM ledger_nodes ORDER BY level, idx"
+    with registry.db.engine.connect() as conn:
+        before = [tuple(r) for r in conn.execute(sa.text(nodes))]
+    assert before and min(level for level, _, _ in before) == LEDGER_NODES_MIN_LEVEL
+    leaves = [merkle.leaf_hash(bytes.fromhex(e.event_sha256)) for e in log.events()]
+    levels = merkle.subtree_levels(leaves)
+
+    _set_revision(registry, "0004")
+    with registry.db.engine.connect() as conn:
+        every = [tuple(r) for r in conn.execute(sa.text(nodes))]
+    assert every == [
+        (lv, idx, node) for lv in range(1, len(levels)) for idx, node in enumerate(levels[lv])
+    ]
+    migrate.upgrade(registry.db)
+
+    with registry.db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(nodes))] == before
+    size = len(leaves)
+    for i in (0, 7, 21, size - 1):
+        assert log.inclusion_proof(i, size) == merkle.inclusion_proof(leaves, i)
+        assert log.consistency_proof(i + 1, size) == merkle.consistency_proof(leaves, i + 1)
+    assert registry.verify().ok
 
 
 def _set_revision(registry: Registry, revision: str) -> None:

@@ -23,13 +23,14 @@ from pgserver import admin_url
 
 from mltrail.errors import VerificationError
 from mltrail.events import Actor, Draft, Ref
+from mltrail.ledger import merkle
 from mltrail.ledger.audit import AuditReport, Problem
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, sign_note
 from mltrail.ledger.witness import Witness
 from mltrail.service import Registry
 from mltrail.storage.triggers import drop_statements
 
-EVENTS = 12  # init's events, then single appends: one signed checkpoint per size
+EVENTS = 17  # init's events, then single appends: one signed checkpoint per size
 ACTOR = Actor("user", "alice")
 
 
@@ -381,15 +382,34 @@ def test_changed_query_column_is_a_column_mismatch(reg: Registry, column: str, v
 def test_changed_merkle_node_is_a_node_mismatch(reg: Registry) -> None:
     _tamper(
         reg,
-        ("UPDATE ledger_nodes SET hash = :h WHERE level = 2 AND idx = 1", {"h": bytes(32)}),
+        ("UPDATE ledger_nodes SET hash = :h WHERE level = 4 AND idx = 0", {"h": bytes(32)}),
         drop=("ledger_nodes",),
     )
 
     report = reg.verify()
 
-    _failed(report, "node mismatch", 4)  # subtree (2, 1) starts at leaf 4
+    _failed(report, "node mismatch", 0)  # subtree (4, 0) starts at leaf 0
     assert _kinds(report) == {"node mismatch"}
-    assert "(2, 1)" in report.problems[0].detail
+    assert "(4, 0)" in report.problems[0].detail
+
+
+def test_a_stored_node_below_the_stored_levels_is_a_node_mismatch(reg: Registry) -> None:
+    # Subtrees below level 4 are rehashed from the leaves, never read from the table; one
+    # found there was put there by someone else, even with the right hash.
+    right = merkle.root_hash([merkle.leaf_hash(_row(reg, i).event_sha256) for i in (4, 5, 6, 7)])
+    _tamper(
+        reg,
+        ("INSERT INTO ledger_nodes (level, idx, hash) VALUES (2, 1, :h)", {"h": right}),
+        drop=(),
+    )
+
+    report = reg.verify()
+
+    _failed(report, "node mismatch", 4)
+    assert _kinds(report) == {"node mismatch"}
+    assert reg.log.inclusion_proof(5) == merkle.inclusion_proof(
+        [merkle.leaf_hash(_row(reg, i).event_sha256) for i in range(EVENTS)], 5
+    )
 
 
 # -- the database refuses changes -------------------------------------------------------------
@@ -400,8 +420,8 @@ _CHANGES = {
         "DELETE FROM ledger_events WHERE seq = 3",
     ),
     "ledger_nodes": (
-        "UPDATE ledger_nodes SET hash = :zero WHERE level = 1 AND idx = 0",
-        "DELETE FROM ledger_nodes WHERE level = 1 AND idx = 0",
+        "UPDATE ledger_nodes SET hash = :zero WHERE level = 4 AND idx = 0",
+        "DELETE FROM ledger_nodes WHERE level = 4 AND idx = 0",
     ),
     "ledger_checkpoints": (
         "UPDATE ledger_checkpoints SET note = 'forged' WHERE size = 3",

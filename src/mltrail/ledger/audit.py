@@ -31,7 +31,7 @@ from mltrail.ledger.chunk import CHUNK_LEVEL, ChunkResult, Problem, plan_chunks
 from mltrail.ledger.pool import PARALLEL_MIN, check_chunks, processes_for
 from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import ledger_checkpoints
+from mltrail.storage.schema import LEDGER_NODES_MIN_LEVEL, ledger_checkpoints
 
 __all__ = ["PARALLEL_MIN", "AuditReport", "Problem", "audit"]
 
@@ -304,7 +304,12 @@ def _check_nodes(
     report: AuditReport,
 ) -> None:
     """Every stored subtree hash must equal the one recomputed from the events."""
-    bad = tree.bad + beyond + [(lv, idx) for lv, idx, h in upper if tree.nodes.get((lv, idx)) != h]
+    bad = tree.bad + beyond
+    bad += [
+        (lv, idx)
+        for lv, idx, h in upper
+        if lv < LEDGER_NODES_MIN_LEVEL or tree.nodes.get((lv, idx)) != h  # low: never stored
+    ]
     report.nodes_checked = tree.checked + len(upper) + len(beyond)
     last = max(report.size - 1, 0)
     for level, idx in sorted(bad):

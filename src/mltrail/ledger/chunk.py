@@ -37,6 +37,7 @@ from mltrail.canonical import encode_string, loads
 from mltrail.errors import FormatError, InvalidInputError
 from mltrail.ledger import merkle
 from mltrail.storage import raw
+from mltrail.storage.schema import LEDGER_NODES_MIN_LEVEL
 
 try:
     from mltrail import _native
@@ -124,7 +125,8 @@ def check_chunk(conn: Connection, chunk: Chunk) -> ChunkResult:
     """Re-hash, column-check and rebuild one chunk, comparing its stored subtrees.
 
     Reads ``ledger_events`` rows with ``seq`` in the chunk and ``ledger_nodes`` rows of levels
-    1 to ``chunk.level`` inside it; writes nothing.
+    1 to ``chunk.level`` inside it (below `LEDGER_NODES_MIN_LEVEL` there must be none);
+    writes nothing.
     """
     problems: list[Problem] = []
     leaves = _leaves(conn, chunk, problems)
@@ -213,6 +215,11 @@ def _check_nodes(
         first, last = chunk.start >> level, chunk.end >> level  # the complete ones only
         if first == last:
             break
+        if level < LEDGER_NODES_MIN_LEVEL:  # none is stored: any row here is not ours
+            stray = raw.execute(conn, "SELECT idx " + _NODES, (level, first, last))
+            checked += len(stray)
+            bad.extend((level, int(idx)) for (idx,) in stray)
+            continue
         hashes = [
             row[0] for row in raw.execute(conn, "SELECT hash " + _NODES, (level, first, last))
         ]

@@ -39,7 +39,13 @@ from mltrail.ledger import merkle
 from mltrail.ledger.checkpoint import Checkpoint, NoteSigner, open_note, sign_note
 from mltrail.storage import raw
 from mltrail.storage.database import Database
-from mltrail.storage.schema import event_refs, ledger_checkpoints, ledger_events, ledger_nodes
+from mltrail.storage.schema import (
+    LEDGER_NODES_MIN_LEVEL,
+    event_refs,
+    ledger_checkpoints,
+    ledger_events,
+    ledger_nodes,
+)
 
 try:
     from mltrail import _native
@@ -204,7 +210,9 @@ class Log:
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
         raw.insert_rows(conn, ledger_events, _EVENT_COLUMNS, batch.rows)
-        raw.insert_rows(conn, ledger_nodes, ("level", "idx", "hash"), batch.nodes)
+        stored = [node for node in batch.nodes if node[0] >= LEDGER_NODES_MIN_LEVEL]
+        if stored:
+            raw.insert_rows(conn, ledger_nodes, ("level", "idx", "hash"), stored)
         checkpoint = Checkpoint(self.origin, batch.tree.size, batch.tree.root())
         note = sign_note(checkpoint.to_text(), self.signer)
         raw.execute(
@@ -463,28 +471,41 @@ class Receipts(Sequence[Receipt]):
 
 
 def _fetch_nodes(conn: Connection, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-    """Stored hashes for ``ids``: level 0 from event digests, the rest from ledger_nodes.
+    """Hashes for ``ids``: leaves from event digests, subtrees below `LEDGER_NODES_MIN_LEVEL`
+    rehashed from those, the rest from ledger_nodes.
 
-    One indexed lookup per level, in plain SQL: a proof needs O(log n) of them.
+    One indexed lookup per level, in plain SQL: a proof needs O(log n) of them, and at most
+    2**LEDGER_NODES_MIN_LEVEL leaf digests per low subtree.
     """
-    wanted: dict[int, list[int]] = {}
-    for level, idx in sorted(set(ids)):
-        wanted.setdefault(level, []).append(idx)
+    wanted: dict[int, set[int]] = {}
+    low: list[merkle.NodeId] = []
+    for level, idx in set(ids):
+        if 0 < level < LEDGER_NODES_MIN_LEVEL:
+            low.append((level, idx))
+            wanted.setdefault(0, set()).update(range(idx << level, (idx + 1) << level))
+        else:
+            wanted.setdefault(level, set()).add(idx)
     found: dict[merkle.NodeId, bytes] = {}
     for level, idxs in wanted.items():
         marks = ", ".join("?" * len(idxs))
         if level == 0:
             rows = raw.execute(
-                conn, f"SELECT seq, event_sha256 FROM ledger_events WHERE seq IN ({marks})", idxs
+                conn,
+                f"SELECT seq, event_sha256 FROM ledger_events WHERE seq IN ({marks})",
+                sorted(idxs),
             )
             found.update({(0, int(seq)): merkle.leaf_hash(bytes(d)) for seq, d in rows})
         else:
             rows = raw.execute(
                 conn,
                 f"SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx IN ({marks})",
-                [level, *idxs],
+                [level, *sorted(idxs)],
             )
             found.update({(level, int(ix)): bytes(h) for ix, h in rows})
+    for level, idx in low:
+        span = range(idx << level, (idx + 1) << level)
+        if all((0, i) in found for i in span):
+            found[(level, idx)] = merkle.root_hash([found[(0, i)] for i in span])
     missing = [node for node in ids if node not in found]
     if missing:
         raise ConflictError(

@@ -53,11 +53,16 @@ ledger_events = Table(
 # log. The registry finds a subject's events through `event_refs` (see `Log.events`).
 Index("ix_ledger_events_ts", ledger_events.c.ts)
 
+LEDGER_NODES_MIN_LEVEL = 4
+"""Subtrees below this level are not stored: a proof rehashes one from at most 2**4 leaf
+digests read in one range, and an append writes a sixteenth as many node rows."""
+
 ledger_nodes = Table(
     "ledger_nodes",
     metadata,
-    # Hash of the complete subtree (level, idx) covering leaves [idx*2^level, (idx+1)*2^level);
-    # level 0 (leaf hashes) is derived from ledger_events.event_sha256 and not stored.
+    # Hash of the complete subtree (level, idx) covering leaves [idx*2^level, (idx+1)*2^level)
+    # for level >= LEDGER_NODES_MIN_LEVEL; lower levels are rehashed from
+    # ledger_events.event_sha256 when a proof needs them.
     Column("level", SmallInteger, nullable=False),
     Column("idx", BigInteger, nullable=False),
     Column("hash", LargeBinary, nullable=False),
