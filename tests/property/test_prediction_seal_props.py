@@ -30,12 +30,12 @@ ANY_TEXT = st.text(max_size=12)
 OUTPUT = json_values(TEXT, float_range=1e15, size=3, leaves=8)
 RECORDS = st.lists(st.tuples(TEXT, TEXT, TEXT, OUTPUT), min_size=1, max_size=40)
 
-Columns = tuple[list[str], list[str], list[str], list[str]]
+Columns = tuple[list[str], list[str], list[str], list[bytes]]
 
 
 def _columns(records: list[tuple[str, str, str, Any]]) -> Columns:
     pids = [f"P{i}-{pid}" for i, (pid, _, _, _) in enumerate(records)]  # unique, as checked
-    outputs = [canonicalize(output).decode("utf-8") for _, _, _, output in records]
+    outputs = [canonicalize(output) for _, _, _, output in records]
     return pids, [r[1] for r in records], [r[2] for r in records], outputs
 
 
@@ -104,13 +104,14 @@ def test_roots_for_every_tree_shape(size: int) -> None:
 def test_c_twin_leaves_what_it_cannot_take_to_python() -> None:
     native = pytest.importorskip("mltrail.catalog._records")
     head, tail = b'{"deployment":"D","input_hmac":', b',"version":"v"}'
-    plain = (["P1"], ["T"], ["H"], ["1"])
+    plain = (["P1"], ["T"], ["H"], [b"1"])
     assert native.seal(head, tail, *plain) is not None
 
     class Text(str):
         pass
 
-    assert native.seal(head, tail, [Text("P1")], ["T"], ["H"], ["1"]) is None
-    assert native.seal(head, tail, ["P\ud800"], ["T"], ["H"], ["1"]) is None
-    assert native.seal(head, tail, ["P1", "P2"], ["T"], ["H"], ["1"]) is None
+    assert native.seal(head, tail, [Text("P1")], ["T"], ["H"], [b"1"]) is None
+    assert native.seal(head, tail, ["P\ud800"], ["T"], ["H"], [b"1"]) is None
+    assert native.seal(head, tail, ["P1", "P2"], ["T"], ["H"], [b"1"]) is None
+    assert native.seal(head, tail, ["P1"], ["T"], ["H"], [bytearray(b"1")]) is None
     assert native.seal(head, tail, [], [], [], []) is None

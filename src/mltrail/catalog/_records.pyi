@@ -1,10 +1,16 @@
-# The optional C twin of prediction-record sealing (src/mltrail/catalog/_records.c).
+# The optional C twins of prediction ingest's per-record loops (src/mltrail/catalog/_records.c).
 
+from collections.abc import Callable
+from typing import Any
+
+def columns(
+    items: list[dict[str, Any]], canonical: Callable[[object], bytes | None], clock: Any
+) -> tuple[list[str], list[str], list[str], list[bytes]] | None: ...
 def seal(
     head: bytes,
     tail: bytes,
     pids: list[str],
     stamps: list[str],
     hmacs: list[str],
-    outputs: list[str],
+    outputs: list[bytes],
 ) -> tuple[list[bytes], bytes, bytes] | None: ...

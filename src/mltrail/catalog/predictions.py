@@ -8,7 +8,10 @@ as the log), whose root goes into the batch's `log_predictions` event.
 
 Ingest handles up to `MAX_BATCH` records a call, so records are checked as columns (one
 list per field, in C-level passes) and each record's canonical bytes come from one
-f-string; `PredictionRecord` is the same record as an object, for reading one back.
+f-string; `PredictionRecord` is the same record as an object, for reading one back. Where
+the optional C twins (`_records.c`) are built, they take the common, all-valid batch in
+one pass per step (`parse_records`, `seal_records`) and hand anything else
+back to the Python path, which raises the errors.
 
 >>> record = PredictionRecord("P1", "D45", "model:churn:v2", "2024-06-01T09:30:00.000000Z",
 ...                           "hmac-sha256:00", {"score": 0.5})
@@ -22,7 +25,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,9 +37,20 @@ from mltrail.events import CANONICAL_TIMESTAMP, format_timestamp, parse_timestam
 from mltrail.ledger import merkle
 from mltrail.privacy.redaction import keyed_hasher
 
-try:  # the optional C twin of `seal_records` (built by setup.py where it can be)
+try:  # the optional C twins (built by setup.py where it can be), and the C encoder of
+    # canonical JSON they call for outputs (a separate extension: the two are not linked)
+    from mltrail._native import canonical as _canonical_native
+    from mltrail.catalog._records import columns as _columns_native
     from mltrail.catalog._records import seal as _seal_native
 except ImportError:  # built without a compiler or OpenSSL's headers: Python alone
+
+    def _canonical_native(value: object) -> bytes | None:
+        return None
+
+    def _columns_native(
+        items: list[dict[str, Any]], canonical: Callable[[object], bytes | None], clock: Any
+    ) -> tuple[list[str], list[str], list[str], list[bytes]] | None:
+        return None
 
     def _seal_native(
         head: bytes,
@@ -44,7 +58,7 @@ except ImportError:  # built without a compiler or OpenSSL's headers: Python alo
         pids: list[str],
         stamps: list[str],
         hmacs: list[str],
-        outputs: list[str],
+        outputs: list[bytes],
     ) -> tuple[list[bytes], bytes, bytes] | None:
         return None
 
@@ -57,10 +71,12 @@ __all__ = [
     "deployments_named",
     "encode_records",
     "parse_records",
+    "parse_records_python",
     "record_leaf",
     "record_texts",
     "records_given",
     "seal_records",
+    "seal_records_python",
     "split_digests",
 ]
 
@@ -123,7 +139,7 @@ class RecordColumns:
     pids: list[str]
     stamps: list[str]
     hmacs: list[str]
-    outputs: list[str]  # canonical JSON text of each output
+    outputs: list[bytes]  # canonical JSON of each output
     inputs: list[tuple[bytes, str | None] | None]  # each raw input given: bytes, subject
 
     def part(self, deployment: str, version: str, where: list[int]) -> RecordColumns:
@@ -167,7 +183,7 @@ def seal_records(
     pids: list[str],
     stamps: list[str],
     hmacs: list[str],
-    outputs: list[str],
+    outputs: list[bytes],
 ) -> tuple[list[bytes], bytes, bytes]:
     """One batch's canonical records, their SHA-256 digests joined (32 bytes each, in leaf
     order) and the batch's RFC 6962 root: `record_texts`, `encode_records` and `batch_tree`
@@ -199,10 +215,12 @@ def seal_records_python(
     pids: list[str],
     stamps: list[str],
     hmacs: list[str],
-    outputs: list[str],
+    outputs: list[bytes],
 ) -> tuple[list[bytes], bytes, bytes]:
     """`seal_records` without the C twin (what runs when it is not built)."""
-    texts = record_texts(deployment, version, pids, stamps, hmacs, outputs)
+    texts = record_texts(
+        deployment, version, pids, stamps, hmacs, [output.decode() for output in outputs]
+    )
     blobs = encode_records(texts, pids)
     digests, root = batch_tree(blobs)
     return blobs, b"".join(digests), root
@@ -269,7 +287,39 @@ def parse_records(
     secret: bytes,
     clock: Any,
 ) -> list[RecordColumns]:
-    """Validate every record and group them by deployment and version, as columns."""
+    """Validate every record and group them by deployment and version, as columns.
+
+    The C twin takes batches whose records are all valid and plain (``input_hmac`` given,
+    no ``version``, timestamps absent or already in the registry's form, outputs its
+    canonical encoder takes) and hands back None at the first record that is not; then the
+    Python path checks the batch and raises its error, naming the record. A property test
+    holds the two equal.
+
+    Raises:
+        InvalidInputError: a record is malformed (the message names it and the field).
+        FormatError: an output or input cannot be canonicalized.
+    """
+    fast = _columns_native(items, _canonical_native, clock)
+    if fast is None:
+        return parse_records_python(items, deployments, served, secret, clock)
+    pids, stamps, hmacs, outputs = fast
+    given: list[tuple[bytes, str | None] | None] = [None] * len(pids)
+    if len(set(deployments)) == 1:  # no record names a version: its deployment's it is
+        name = deployments[0]
+        return [RecordColumns(name, served[name], pids, stamps, hmacs, outputs, given)]
+    versions = [served[name] for name in deployments]
+    whole = RecordColumns(deployments[0], versions[0], pids, stamps, hmacs, outputs, given)
+    return _grouped(whole, deployments, versions)
+
+
+def parse_records_python(
+    items: list[dict[str, Any]],
+    deployments: list[str],
+    served: Mapping[str, str],
+    secret: bytes,
+    clock: Any,
+) -> list[RecordColumns]:
+    """`parse_records` without the C twin (what runs when it is not built)."""
     pids = check_ids([item.get("prediction_id") for item in items], "prediction id")
     try:
         values = [item["output"] for item in items]
@@ -283,7 +333,7 @@ def parse_records(
         raise InvalidInputError(
             f"prediction id {_first_repeat(pids)!r} appears twice in the records"
         )
-    outputs = [canonicalize(value).decode("utf-8") for value in values]
+    outputs = [canonicalize(value) for value in values]
     given = [
         None if data is None else (data, _subject(item))
         for data, item in zip(inputs, items, strict=True)
