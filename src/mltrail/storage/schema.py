@@ -180,6 +180,9 @@ versions = _projection(
     Column("stage_seq", BigInteger, nullable=False),
     UniqueConstraint("model", "number"),
 )
+# Registering a version asks whether the same files from the same run are registered
+# already; without this index that is a scan of every version of the model.
+Index("ix_versions_manifest", versions.c.model, versions.c.manifest_sha256)
 
 aliases = _projection(
     "catalog_aliases",
