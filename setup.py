@@ -1,27 +1,28 @@
-"""Build configuration beyond pyproject.toml: the optional C accelerator.
+"""Build configuration beyond pyproject.toml: the optional C accelerators.
 
-`mltrail._native` speeds up sealing events (RFC 8785 encoding, SHA-256, the Merkle
-frontier). It is optional: without a compiler or OpenSSL's headers the build skips it and
-mltrail runs its pure-Python twin, which the tests hold byte-equal.
+`mltrail._native` speeds up sealing and verifying events (RFC 8785 encoding, SHA-256, the
+Merkle frontier) and `mltrail.catalog._records` prediction batches. Both are optional:
+without a compiler or OpenSSL's headers the build skips them and mltrail runs their
+pure-Python twins, which the tests hold byte-equal.
 """
 
 from setuptools import Extension, setup
 
+
+def optional_extension(name: str, source: str) -> Extension:
+    return Extension(
+        name,
+        [source],
+        depends=["src/mltrail/_shared.h"],
+        libraries=["crypto"],  # OpenSSL's SHA-256
+        extra_compile_args=["-O2", "-Wall"],
+        optional=True,
+    )
+
+
 EXTENSIONS = [
-    Extension(
-        "mltrail._native",
-        ["src/mltrail/_native.c"],
-        libraries=["crypto"],
-        extra_compile_args=["-O2", "-Wall", "-Wno-deprecated-declarations"],
-        optional=True,
-    ),
-    Extension(
-        "mltrail.catalog._records",
-        ["src/mltrail/catalog/_records.c"],
-        libraries=["crypto"],
-        extra_compile_args=["-O2", "-Wall", "-Wno-deprecated-declarations"],
-        optional=True,
-    ),
+    optional_extension("mltrail._native", "src/mltrail/_native.c"),
+    optional_extension("mltrail.catalog._records", "src/mltrail/catalog/_records.c"),
 ]
 
 setup(ext_modules=EXTENSIONS)

@@ -29,9 +29,7 @@
  * subtree_levels(leaves) -> list[list[bytes]]
  *     mltrail.ledger.merkle.subtree_levels: every complete subtree hash, level by level.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <openssl/evp.h>
+#include "_shared.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +40,6 @@
 #define MAX_SAFE_INTEGER 9007199254740991LL
 #define MAX_PARTS 1000000
 #define MAX_DEPTH 500
-#define HASH 32
 
 typedef struct {
     char *data;
@@ -79,40 +76,13 @@ put(Buf *b, const char *s, Py_ssize_t n)
 
 #define PUT(b, lit) put((b), (lit), (Py_ssize_t)sizeof(lit) - 1)
 
-/* UTF-8 text as an RFC 8785 string: quoted, escaping only ", \ and the controls. */
+/* UTF-8 text as an RFC 8785 string (see put_quoted). */
 static int
 put_utf8(Buf *b, const char *u, Py_ssize_t n)
 {
     if (grow(b, 6 * n + 2))
         return ERR;
-    static const char hex[] = "0123456789abcdef";
-    char *o = b->data + b->len;
-    *o++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)u[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    *o++ = '"';
-    b->len = o - b->data;
+    b->len = put_quoted(b->data + b->len, (const unsigned char *)u, n) - b->data;
     return OK;
 }
 
@@ -432,26 +402,6 @@ format_uuid7(char out[36], unsigned long long ms, const unsigned char *rnd)
     }
 }
 
-static const EVP_MD *sha256_md; /* fetched once: an implicit fetch per digest costs more */
-
-typedef struct {
-    EVP_MD_CTX *ctx;
-    const EVP_MD *md;
-} Hasher;
-
-static int
-sha256(Hasher *h, const void *a, size_t na, const void *b, size_t nb, const void *c, size_t nc,
-       unsigned char out[HASH])
-{
-    if (!EVP_DigestInit_ex(h->ctx, h->md, NULL) || !EVP_DigestUpdate(h->ctx, a, na) ||
-        (nb && !EVP_DigestUpdate(h->ctx, b, nb)) || (nc && !EVP_DigestUpdate(h->ctx, c, nc)) ||
-        !EVP_DigestFinal_ex(h->ctx, out, NULL)) {
-        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
-        return ERR;
-    }
-    return OK;
-}
-
 static PyObject *
 seal_batch(PyObject *module, PyObject *args)
 {
@@ -467,12 +417,7 @@ seal_batch(PyObject *module, PyObject *args)
     PyObject *rows = NULL, *leaves = NULL, *nodes = NULL, *result = NULL;
     unsigned char *stack = NULL;
     Buf b = {0};
-    Hasher h = {EVP_MD_CTX_new(), sha256_md};
     int rc = OK;
-    if (h.ctx == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
     if (rnd.len < 10 * n || seq < 0 || depth != __builtin_popcountll((unsigned long long)seq)) {
         PyErr_SetString(PyExc_ValueError,
                         "seal_batch: need 10 random bytes per draft and one frontier hash per "
@@ -505,7 +450,7 @@ seal_batch(PyObject *module, PyObject *args)
         if (rc == OK)
             rc = put_event(&b, &p, event_id, size, timestamp);
         if (rc == OK)
-            rc = sha256(&h, b.data, b.len, NULL, 0, NULL, 0, digest);
+            sha256(b.data, b.len, NULL, 0, NULL, 0, digest);
         PyObject *row = NULL;
         if (rc == OK)
             row = Py_BuildValue("(Ls#y#y#OOOOO)", size, event_id, (Py_ssize_t)36, digest,
@@ -518,8 +463,7 @@ seal_batch(PyObject *module, PyObject *args)
         /* The leaf, then every parent it completes, like a binary counter carrying. */
         unsigned char *top = stack + depth * HASH;
         static const unsigned char leaf_prefix = 0x00, node_prefix = 0x01;
-        if (sha256(&h, &leaf_prefix, 1, digest, HASH, NULL, 0, top))
-            goto fail;
+        sha256(&leaf_prefix, 1, digest, HASH, NULL, 0, top);
         PyObject *leaf = PyBytes_FromStringAndSize((const char *)top, HASH);
         if (leaf == NULL)
             goto fail;
@@ -529,8 +473,7 @@ seal_batch(PyObject *module, PyObject *args)
         for (int level = 1; index & 1; level++) {
             index >>= 1;
             unsigned char *left = stack + (depth - 2) * HASH;
-            if (sha256(&h, &node_prefix, 1, left, HASH, left + HASH, HASH, left))
-                goto fail;
+            sha256(&node_prefix, 1, left, HASH, left + HASH, HASH, left);
             depth--;
             PyObject *node = Py_BuildValue("(iKy#)", level, index, left, (Py_ssize_t)HASH);
             if (node == NULL || PyList_Append(nodes, node)) {
@@ -564,7 +507,6 @@ fail:
     Py_XDECREF(nodes);
     PyMem_Free(stack);
     PyMem_Free(b.data);
-    EVP_MD_CTX_free(h.ctx);
     PyBuffer_Release(&rnd);
     return result;
 }
@@ -662,10 +604,9 @@ check_rows(PyObject *module, PyObject *rows)
     Py_ssize_t n = PyList_GET_SIZE(rows);
     PyObject *leaves = PyList_New(n), *bad = PyList_New(0), *suspects = PyList_New(0);
     PyObject *result = NULL;
-    Hasher h = {EVP_MD_CTX_new(), sha256_md};
     Buf b = {0};
     int deferred = 0;
-    if (leaves == NULL || bad == NULL || suspects == NULL || h.ctx == NULL)
+    if (leaves == NULL || bad == NULL || suspects == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = PyList_GET_ITEM(rows, i);
@@ -682,9 +623,8 @@ check_rows(PyObject *module, PyObject *rows)
         Py_ssize_t size = PyBytes_GET_SIZE(cols[2]);
         unsigned char digest[HASH], leaf[HASH];
         static const unsigned char leaf_prefix = 0x00;
-        if (sha256(&h, body, size, NULL, 0, NULL, 0, digest) ||
-            sha256(&h, &leaf_prefix, 1, digest, HASH, NULL, 0, leaf))
-            goto done;
+        sha256(body, size, NULL, 0, NULL, 0, digest);
+        sha256(&leaf_prefix, 1, digest, HASH, NULL, 0, leaf);
         PyObject *item = PyBytes_FromStringAndSize((const char *)leaf, HASH);
         if (item == NULL)
             goto done;
@@ -717,7 +657,6 @@ done:
     Py_XDECREF(bad);
     Py_XDECREF(suspects);
     PyMem_Free(b.data);
-    EVP_MD_CTX_free(h.ctx);
     return result;
 }
 
@@ -730,9 +669,8 @@ subtree_levels(PyObject *module, PyObject *leaves)
     }
     Py_ssize_t n = PyList_GET_SIZE(leaves);
     PyObject *levels = PyList_New(0), *below = PySequence_List(leaves);
-    Hasher h = {EVP_MD_CTX_new(), sha256_md};
     static const unsigned char node_prefix = 0x01;
-    if (levels == NULL || below == NULL || h.ctx == NULL || PyList_Append(levels, below))
+    if (levels == NULL || below == NULL || PyList_Append(levels, below))
         goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(below, i);
@@ -747,11 +685,8 @@ subtree_levels(PyObject *module, PyObject *leaves)
             goto fail;
         for (Py_ssize_t i = 0; i < n / 2; i++) {
             unsigned char out[HASH];
-            if (sha256(&h, &node_prefix, 1, PyBytes_AS_STRING(PyList_GET_ITEM(below, 2 * i)),
-                       HASH, PyBytes_AS_STRING(PyList_GET_ITEM(below, 2 * i + 1)), HASH, out)) {
-                Py_DECREF(level);
-                goto fail;
-            }
+            sha256(&node_prefix, 1, PyBytes_AS_STRING(PyList_GET_ITEM(below, 2 * i)), HASH,
+                   PyBytes_AS_STRING(PyList_GET_ITEM(below, 2 * i + 1)), HASH, out);
             PyObject *node = PyBytes_FromStringAndSize((const char *)out, HASH);
             if (node == NULL) {
                 Py_DECREF(level);
@@ -768,12 +703,10 @@ subtree_levels(PyObject *module, PyObject *leaves)
         n /= 2;
     }
     Py_DECREF(below);
-    EVP_MD_CTX_free(h.ctx);
     return levels;
 fail:
     Py_XDECREF(levels);
     Py_XDECREF(below);
-    EVP_MD_CTX_free(h.ctx);
     return NULL;
 }
 
@@ -810,14 +743,5 @@ PyInit__native(void)
         !(s_role = PyUnicode_InternFromString("role")) ||
         !(s_digest = PyUnicode_InternFromString("digest")))
         return NULL;
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-#else
-    sha256_md = EVP_sha256();
-#endif
-    if (sha256_md == NULL) {
-        PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256");
-        return NULL;
-    }
     return PyModule_Create(&module);
 }

@@ -28,17 +28,8 @@
    item that is not an exact str (an output: exact bytes or str) or a string that cannot be UTF-8
    encoded (a lone surrogate). */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-/* SHA256_Init and friends: deprecated in OpenSSL 3 but kept, and much cheaper per short
-   message than EVP_Digest*, which allocates a context each call. */
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/sha.h>
+#include "../_shared.h"
 #include <string.h>
-
-#define HASH SHA256_DIGEST_LENGTH
-
-static const char HEX[] = "0123456789abcdef";
 
 /* Length of q(s) for UTF-8 bytes s, quotes included. */
 static Py_ssize_t
@@ -54,37 +45,6 @@ quoted_size(const unsigned char *s, Py_ssize_t n)
             size += 5;
     }
     return size;
-}
-
-static char *
-put_quoted(char *o, const unsigned char *s, Py_ssize_t n)
-{
-    *o++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = HEX[c >> 4];
-            *o++ = HEX[c & 15];
-        }
-    }
-    *o++ = '"';
-    return o;
 }
 
 /* UTF-8 of an exact str (or, where `bytes_ok`, exact bytes), or NULL with no exception set
@@ -135,20 +95,6 @@ record(const char *head, Py_ssize_t nhead, const char *tail, Py_ssize_t ntail, P
     o = put_quoted(o, s, ns);
     memcpy(o, tail, ntail);
     return blob;
-}
-
-static void
-sha256(const void *a, size_t na, const void *b, size_t nb, const void *c, size_t nc,
-       unsigned char out[HASH])
-{
-    SHA256_CTX ctx;
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, a, na);
-    if (nb)
-        SHA256_Update(&ctx, b, nb);
-    if (nc)
-        SHA256_Update(&ctx, c, nc);
-    SHA256_Final(out, &ctx);
 }
 
 /* RFC 6962 root over n >= 1 leaf hashes, in place. Pairing neighbours level by level and
