@@ -49,9 +49,17 @@ def test_canonical_equals_python_or_defers(value: Any) -> None:
         assert fast == canonicalize_python(value)
 
 
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(ASCII, children, max_size=4)
+    )
+
+
 PLAIN = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | ASCII,
-    lambda c: st.lists(c, max_size=4) | st.tuples(c, c) | st.dictionaries(ASCII, c, max_size=4),
+    _containers,
     max_leaves=20,
 )
 
