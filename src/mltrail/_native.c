@@ -8,7 +8,8 @@
  *     RFC 8785 bytes of a JSON value made of exact str, int, float, bool, None, list,
  *     tuple and dict; None whenever the value needs the Python implementation (a float
  *     outside 1e-4 <= |x| < 1e16 or integral, an integer beyond 2^53-1, a key outside the
- *     Basic Multilingual Plane, a lone surrogate, a subclass, more than MAX_PARTS parts or
+ *     Basic Multilingual Plane, a lone surrogate, a subclass other than of str (whose text
+ *     is encoded, as Python's path does), more than MAX_PARTS parts or
  *     a nesting deeper than MAX_DEPTH). Python then answers, or raises the right error.
  *
  * seal_batch(drafts, seq, timestamp, unix_ms, random, frontier)
@@ -86,10 +87,11 @@ put_utf8(Buf *b, const char *u, Py_ssize_t n)
     return OK;
 }
 
+/* A str, or a str subclass (an enum member), by its text, as json's C escaper takes it. */
 static int
 put_string(Buf *b, PyObject *s)
 {
-    if (!PyUnicode_CheckExact(s))
+    if (!PyUnicode_Check(s))
         return SLOW;
     Py_ssize_t n;
     const char *u = PyUnicode_AsUTF8AndSize(s, &n);
@@ -140,7 +142,7 @@ put_object(Walk *w, PyObject *d, int depth)
     PyObject *k, *v;
     int rc = OK;
     while (PyDict_Next(d, &pos, &k, &v)) {
-        if (!PyUnicode_CheckExact(k) || PyUnicode_MAX_CHAR_VALUE(k) > 0xFFFF) {
+        if (!PyUnicode_Check(k) || PyUnicode_MAX_CHAR_VALUE(k) > 0xFFFF) {
             rc = SLOW;
             goto done;
         }
@@ -229,6 +231,8 @@ put_value(Walk *w, PyObject *v, int depth)
     }
     if (t == &PyDict_Type)
         return put_object(w, v, depth);
+    if (PyUnicode_Check(v)) /* a str subclass: Python's path encodes its text too */
+        return put_string(w->out, v);
     if (t == &PyList_Type || t == &PyTuple_Type) {
         PyObject *seq = PySequence_Fast(v, "");
         if (seq == NULL)
@@ -265,14 +269,14 @@ canonical(PyObject *module, PyObject *value)
 static PyObject *s_action, *s_actor, *s_subject, *s_related, *s_metadata, *s_artifact,
     *s_type, *s_id, *s_role, *s_digest;
 
-/* An attribute that must be an exact str (or None when `optional`); SLOW otherwise. */
+/* An attribute that must be a str (or None when `optional`); SLOW otherwise. */
 static int
 text_attr(PyObject *obj, PyObject *name, int optional, PyObject **out)
 {
     PyObject *v = PyObject_GetAttr(obj, name);
     if (v == NULL)
         return ERR;
-    if (PyUnicode_CheckExact(v) || (optional && v == Py_None)) {
+    if (PyUnicode_Check(v) || (optional && v == Py_None)) {
         *out = v; /* a new reference */
         return OK;
     }
