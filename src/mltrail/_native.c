@@ -155,7 +155,17 @@ put_object(Walk *w, PyObject *d, int depth)
         m[i].value = v;
         i++;
     }
-    qsort(m, n, sizeof(Member), compare_members);
+    if (n <= 16) { /* an insertion sort: objects are small, and often nearly sorted */
+        for (Py_ssize_t j = 1; j < n; j++) {
+            Member key = m[j];
+            Py_ssize_t k = j;
+            for (; k > 0 && compare_members(&m[k - 1], &key) > 0; k--)
+                m[k] = m[k - 1];
+            m[k] = key;
+        }
+    }
+    else
+        qsort(m, n, sizeof(Member), compare_members);
     if ((rc = PUT(w->out, "{")))
         goto done;
     for (i = 0; i < n; i++) {
@@ -187,9 +197,14 @@ put_array(Walk *w, PyObject *seq, int depth)
 static int
 put_int(Buf *b, long long v)
 {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof tmp, "%lld", v);
-    return put(b, tmp, k);
+    char tmp[24], *o = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--o = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--o = '-';
+    return put(b, o, tmp + sizeof tmp - o);
 }
 
 static int
@@ -406,6 +421,55 @@ format_uuid7(char out[36], unsigned long long ms, const unsigned char *rnd)
     }
 }
 
+/* A tuple from new references, or NULL (and every reference dropped) if any is NULL. */
+static PyObject *
+tuple_of(Py_ssize_t n, PyObject **items)
+{
+    PyObject *t = NULL;
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        ok &= items[i] != NULL;
+    if (ok && (t = PyTuple_New(n)) != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            PyTuple_SET_ITEM(t, i, items[i]);
+        return t;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* The ledger_events row (log._EVENT_COLUMNS order) of one sealed event. */
+static PyObject *
+event_row(long long seq, const char *event_id, const unsigned char *digest, Buf *body,
+          DraftParts *p, PyObject *timestamp)
+{
+    PyObject *items[] = {
+        PyLong_FromLongLong(seq),
+        PyUnicode_FromStringAndSize(event_id, 36),
+        PyBytes_FromStringAndSize((const char *)digest, HASH),
+        PyBytes_FromStringAndSize(body->data, body->len),
+        Py_NewRef(p->action),
+        Py_NewRef(p->actor_id),
+        Py_NewRef(p->subject_type),
+        Py_NewRef(p->subject_id),
+        Py_NewRef(timestamp),
+    };
+    return tuple_of(9, items);
+}
+
+/* A completed Merkle node as (level, index, hash). */
+static PyObject *
+node_row(int level, unsigned long long index, const unsigned char *hash)
+{
+    PyObject *items[] = {
+        PyLong_FromLong(level),
+        PyLong_FromUnsignedLongLong(index),
+        PyBytes_FromStringAndSize((const char *)hash, HASH),
+    };
+    return tuple_of(3, items);
+}
+
 static PyObject *
 seal_batch(PyObject *module, PyObject *args)
 {
@@ -455,11 +519,7 @@ seal_batch(PyObject *module, PyObject *args)
             rc = put_event(&b, &p, event_id, size, timestamp);
         if (rc == OK)
             sha256(b.data, b.len, NULL, 0, NULL, 0, digest);
-        PyObject *row = NULL;
-        if (rc == OK)
-            row = Py_BuildValue("(Ls#y#y#OOOOO)", size, event_id, (Py_ssize_t)36, digest,
-                                (Py_ssize_t)HASH, b.data, b.len, p.action, p.actor_id,
-                                p.subject_type, p.subject_id, timestamp);
+        PyObject *row = rc == OK ? event_row(size, event_id, digest, &b, &p, timestamp) : NULL;
         release(&p);
         if (rc != OK || row == NULL)
             goto fail;
@@ -479,7 +539,7 @@ seal_batch(PyObject *module, PyObject *args)
             unsigned char *left = stack + (depth - 2) * HASH;
             sha256(&node_prefix, 1, left, HASH, left + HASH, HASH, left);
             depth--;
-            PyObject *node = Py_BuildValue("(iKy#)", level, index, left, (Py_ssize_t)HASH);
+            PyObject *node = node_row(level, index, left);
             if (node == NULL || PyList_Append(nodes, node)) {
                 Py_XDECREF(node);
                 goto fail;
