@@ -5,12 +5,12 @@
  * of its time encoding RFC 8785 JSON and hashing, one small object at a time.
  *
  * canonical(value) -> bytes | None
- *     RFC 8785 bytes of a JSON value made of exact str, int, float, bool, None, list,
- *     tuple and dict; None whenever the value needs the Python implementation (a float
- *     outside 1e-4 <= |x| < 1e16 or integral, an integer beyond 2^53-1, a key outside the
- *     Basic Multilingual Plane, a lone surrogate, a subclass other than of str (whose text
- *     is encoded, as Python's path does), more than MAX_PARTS parts or
- *     a nesting deeper than MAX_DEPTH). Python then answers, or raises the right error.
+ *     RFC 8785 bytes of a JSON value made of str, exact int, float, bool, None, list, tuple
+ *     and dict (a str subclass, such as an enum member, is encoded by its text, as Python's
+ *     path does); None whenever the value needs the Python implementation (a float outside
+ *     1e-4 <= |x| < 1e16 or integral, an integer beyond 2^53-1, a key outside the Basic
+ *     Multilingual Plane, a lone surrogate, any other subclass, more than MAX_PARTS parts
+ *     or a nesting deeper than MAX_DEPTH). Python then answers, or raises the right error.
  *
  * seal_batch(drafts, seq, timestamp, unix_ms, random, frontier)
  *         -> (rows, leaf_hashes, nodes, frontier) | None
@@ -19,7 +19,8 @@
  *     body as Event.canonical_bytes does, hashes it, and appends its leaf to the Merkle
  *     compact range whose hashes are `frontier`. Returns the ledger_events rows, the leaf
  *     hashes, every interior node completed as (level, index, hash), and the new frontier;
- *     None if any draft needs the Python path. *
+ *     None if any draft needs the Python path.
+ *
  * check_rows(rows) -> (leaves, digest_mismatches, column_suspects) | None
  *     For ledger_events rows (seq, event_sha256, body, action, actor_id, event_id,
  *     subject_type, subject_id, ts): the RFC 6962 leaf hash of each body's SHA-256, the

@@ -78,8 +78,8 @@ def canonicalize(obj: Any) -> bytes:
     full RFC 8785 algorithm.
 
     When the C accelerator `mltrail._native` is built, it encodes that same set of values
-    (exact built-in types only) and hands everything else to the code below; a property
-    test holds the two byte-equal.
+    (built-in types, and str subclasses by their text) and hands everything else to the
+    code below; a property test holds the two byte-equal.
 
     Raises:
         FormatError: the value cannot be represented (NaN, Infinity, an integer beyond
