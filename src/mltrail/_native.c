@@ -28,8 +28,9 @@
  *     not match the body by mltrail.ledger.chunk's byte check (Python then parses those).
  *     None if a body or digest is not bytes.
  *
- * subtree_levels(leaves) -> list[list[bytes]]
- *     mltrail.ledger.merkle.subtree_levels: every complete subtree hash, level by level.
+ * subtree_levels(leaves) -> list[list[bytes]] | None
+ *     mltrail.ledger.merkle.subtree_levels: every complete subtree hash, level by level;
+ *     None if a leaf hash is not 32 bytes.
  */
 #include "_shared.h"
 #include <stdlib.h>
@@ -659,6 +660,16 @@ columns_hold(Buf *b, const char *body, Py_ssize_t n, PyObject **cols)
     return SLOW;
 }
 
+/* Append the int i to a list; -1 with an exception set on failure. */
+static int
+append_index(PyObject *list, Py_ssize_t i)
+{
+    PyObject *at = PyLong_FromSsize_t(i);
+    int rc = at == NULL ? -1 : PyList_Append(list, at);
+    Py_XDECREF(at);
+    return rc;
+}
+
 static PyObject *
 check_rows(PyObject *module, PyObject *rows)
 {
@@ -694,25 +705,13 @@ check_rows(PyObject *module, PyObject *rows)
         if (item == NULL)
             goto done;
         PyList_SET_ITEM(leaves, i, item);
-        if (PyBytes_GET_SIZE(cols[1]) != HASH || memcmp(PyBytes_AS_STRING(cols[1]), digest, HASH)) {
-            PyObject *at = PyLong_FromSsize_t(i);
-            if (at == NULL || PyList_Append(bad, at)) {
-                Py_XDECREF(at);
-                goto done;
-            }
-            Py_DECREF(at);
-        }
-        int rc = columns_hold(&b, body, size, cols);
-        if (rc == ERR)
+        int wrong = PyBytes_GET_SIZE(cols[1]) != HASH ||
+                    memcmp(PyBytes_AS_STRING(cols[1]), digest, HASH) != 0;
+        if (wrong && append_index(bad, i))
             goto done;
-        if (rc == SLOW) {
-            PyObject *at = PyLong_FromSsize_t(i);
-            if (at == NULL || PyList_Append(suspects, at)) {
-                Py_XDECREF(at);
-                goto done;
-            }
-            Py_DECREF(at);
-        }
+        int rc = columns_hold(&b, body, size, cols);
+        if (rc == ERR || (rc == SLOW && append_index(suspects, i)))
+            goto done;
     }
     result = PyTuple_Pack(3, leaves, bad, suspects);
 done:
@@ -740,8 +739,9 @@ subtree_levels(PyObject *module, PyObject *leaves)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(below, i);
         if (!PyBytes_CheckExact(item) || PyBytes_GET_SIZE(item) != HASH) {
-            PyErr_SetString(PyExc_ValueError, "subtree_levels: leaf hashes must be 32 bytes");
-            goto fail;
+            Py_DECREF(levels);
+            Py_DECREF(below);
+            Py_RETURN_NONE; /* not leaf hashes: the Python path takes them as they are */
         }
     }
     while (n >= 2) {
@@ -784,7 +784,8 @@ static PyMethodDef methods[] = {
     {"check_rows", check_rows, METH_O,
      "Leaf hashes of stored event rows, with the rows whose digest or columns need a look."},
     {"subtree_levels", subtree_levels, METH_O,
-     "Every complete subtree hash of a run of leaf hashes, level by level."},
+     "Every complete subtree hash of a run of leaf hashes, level by level; None if a hash is "
+     "not 32 bytes."},
     {NULL, NULL, 0, NULL},
 };
 

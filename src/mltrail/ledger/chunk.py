@@ -130,7 +130,7 @@ def check_chunk(conn: Connection, chunk: Chunk) -> ChunkResult:
     """
     problems: list[Problem] = []
     leaves = _leaves(conn, chunk, problems)
-    levels = (_native.subtree_levels if _native else merkle.subtree_levels)(leaves)
+    levels = merkle.subtree_levels(leaves)
     bad, checked = _check_nodes(conn, chunk, levels)
     prefixes = {}
     for size in (*chunk.sizes, chunk.end):

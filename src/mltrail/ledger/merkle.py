@@ -34,6 +34,11 @@ from typing import TypeAlias
 
 from mltrail.errors import InvalidInputError, VerificationError
 
+try:
+    from mltrail import _native
+except ImportError:  # built without the optional C accelerator
+    _native = None  # type: ignore[assignment]
+
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
@@ -49,6 +54,7 @@ __all__ = [
     "root_hash",
     "root_nodes",
     "subtree_levels",
+    "subtree_levels_python",
     "subtree_range_hash",
     "verify_consistency",
     "verify_inclusion",
@@ -287,9 +293,9 @@ def subtree_levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
     Level 0 is the leaf hashes; level ``k`` holds ``len(leaf_hashes) >> k`` hashes, the
     ``i``-th being the MTH of leaves ``[i * 2**k, (i + 1) * 2**k)`` of the run. When the run
     starts at a multiple of ``2**k`` (an aligned chunk of a log), that is stored node
-    ``(k, (start >> k) + i)``. Each level is one list comprehension over the one below, so a
-    whole chunk costs one interpreter loop per level rather than per node; the leaf hashes
-    are not checked for length (callers made them with `leaf_hash`).
+    ``(k, (start >> k) + i)``. The C accelerator (`mltrail._native`) builds the levels
+    when it is built; otherwise each level is one list comprehension over the one below.
+    The leaf hashes are not checked for length (callers made them with `leaf_hash`).
 
     >>> levels = subtree_levels([leaf_hash(bytes([i])) for i in range(5)])
     >>> [len(level) for level in levels]
@@ -303,6 +309,14 @@ def subtree_levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
     Returns:
         The levels from 0 up to the highest with a complete subtree (one list for no leaves).
     """
+    leaves = list(leaf_hashes)
+    levels = _native.subtree_levels(leaves) if _native is not None else None
+    return levels if levels is not None else subtree_levels_python(leaves)
+
+
+def subtree_levels_python(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """`subtree_levels` without the C accelerator (what runs when it is not built, and what
+    the accelerator is tested against)."""
     level = list(leaf_hashes)
     levels = [level]
     sha, prefix = _sha256, _NODE_PREFIX
