@@ -139,10 +139,14 @@ def now_timestamp() -> str:
     return format_timestamp(datetime.now(UTC))
 
 
-def uuid7(unix_ms: int | None = None) -> str:
-    """A UUID version 7 (RFC 9562 §5.7): 48-bit Unix milliseconds then random bits."""
+def uuid7(unix_ms: int | None = None, random: bytes | None = None) -> str:
+    """A UUID version 7 (RFC 9562 §5.7): 48-bit Unix milliseconds then random bits.
+
+    ``random`` (10 bytes, of which the version and variant bits are overwritten) defaults
+    to fresh ones from the OS; the ledger draws a batch's at once.
+    """
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
-    tail = bytearray(os.urandom(10))  # octets 6..15
+    tail = bytearray(os.urandom(10) if random is None else random[:10])  # octets 6..15
     tail[0] = 0x70 | tail[0] & 0x0F  # version 7 in the high nibble of octet 6
     tail[2] = 0x80 | tail[2] & 0x3F  # RFC 9562 variant (0b10) in octet 8
     text = ((ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + tail).hex()

@@ -42,6 +42,13 @@ def test_uuid7_carries_its_millisecond_version_and_variant(unix_ms: int) -> None
     assert parsed.int >> 80 == unix_ms
 
 
+@given(st.integers(0, 2**48 - 1), st.binary(min_size=10, max_size=10))
+def test_uuid7_keeps_the_random_bits_it_is_given(unix_ms: int, random: bytes) -> None:
+    raw = unix_ms.to_bytes(6, "big") + random
+    raw = raw[:6] + bytes([0x70 | raw[6] & 0x0F, raw[7], 0x80 | raw[8] & 0x3F]) + raw[9:]
+    assert uuid7(unix_ms, random) == str(uuid.UUID(bytes=raw))
+
+
 def test_uuid7_random_bits_differ_within_one_millisecond() -> None:
     ids = {uuid7(1_700_000_000_000) for _ in range(1000)}
     assert len(ids) == 1000

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import types
-import uuid
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from mltrail.canonical import canonicalize_python
 from mltrail.errors import FormatError
 from mltrail.events import Action, Actor, Draft, Event, Ref, SubjectType
+from mltrail.ledger import log as log_module
 from mltrail.ledger import merkle
 from mltrail.ledger.chunk import columns_match
 from tests.property.strategies import HEX, json_values
@@ -155,41 +155,25 @@ DRAFTS = st.builds(
     unix_ms=st.integers(0, 2**48 - 1),
     seed=st.binary(min_size=32, max_size=32),
 )
-def test_seal_batch_equals_sealing_each_event_in_python(
+def test_seal_batch_equals_the_python_sealer(
     drafts: list[Draft], seq: int, unix_ms: int, seed: bytes
 ) -> None:
-    rnd = hashlib.shake_256(seed).digest(10 * len(drafts))
+    ids = log_module._IdSource(unix_ms, hashlib.shake_256(seed).digest(10 * len(drafts)))
     frontier = [hashlib.sha256(seed + bytes([i])).digest() for i in range(seq.bit_count())]
-    sealed = _native.seal_batch(drafts, seq, TIMESTAMP, unix_ms, rnd, frontier)
+    base = merkle.CompactRange(seq, frontier)
+    sealed = log_module._seal_native(drafts, base, TIMESTAMP, ids)
     if sealed is None:  # some metadata needs the Python encoder; the log then seals in Python
         assert any(_native.canonical(dict(d.metadata)) is None for d in drafts)
         return
-    rows, leaves, nodes, edge = sealed
 
-    tree = merkle.CompactRange(seq, frontier)
-    expected_nodes = []
-    for i, (draft, row) in enumerate(zip(drafts, rows, strict=True)):
-        raw = unix_ms.to_bytes(6, "big") + rnd[10 * i : 10 * i + 10]
-        raw = raw[:6] + bytes([0x70 | raw[6] & 0x0F, raw[7], 0x80 | raw[8] & 0x3F]) + raw[9:]
-        event = draft.seal(event_id=str(uuid.UUID(bytes=raw)), seq=seq + i, timestamp=TIMESTAMP)
-        body = event.canonical_bytes()
-        digest = hashlib.sha256(body).digest()
-        assert row == (
-            seq + i,
-            event.event_id,
-            digest,
-            body,
-            event.action,
-            event.actor.id,
-            event.subject.type,
-            event.subject.id,
-            TIMESTAMP,
-        )
-        [(_, _, leaf), *created] = tree.append(merkle.leaf_hash(digest))
-        assert leaves[i] == leaf
-        expected_nodes += created
-    assert nodes == expected_nodes
-    assert edge == tree.hashes()
+    expected = log_module._seal_python(drafts, base, TIMESTAMP, ids)
+    assert sealed.rows == expected.rows
+    assert (sealed.leaves, sealed.nodes) == (expected.leaves, expected.nodes)
+    assert sealed.tree.hashes() == expected.tree.hashes()
+    assert sealed.events == expected.events  # built from the drafts when asked for
+    assert [sealed.proof(seq + i) for i in range(len(drafts))] == [
+        expected.proof(seq + i) for i in range(len(drafts))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -212,7 +196,14 @@ def test_seal_batch_refuses_a_frontier_that_does_not_fit_the_size() -> None:
 
 @given(st.lists(st.binary(min_size=32, max_size=32), max_size=70))
 def test_subtree_levels_equals_python(leaves: list[bytes]) -> None:
-    assert _native.subtree_levels(leaves) == merkle.subtree_levels(leaves)
+    assert _native.subtree_levels(leaves) == merkle.subtree_levels_python(leaves)
+
+
+def test_subtree_levels_defers_what_are_not_leaf_hashes() -> None:
+    assert _native.subtree_levels([bytes(32), b"short"]) is None
+    assert merkle.subtree_levels([bytes(32), b"short"]) == merkle.subtree_levels_python(
+        [bytes(32), b"short"]
+    )
 
 
 # Text that collides with the body's own punctuation (see test_chunk_props).

@@ -205,14 +205,16 @@ class Log:
         size = self._size(conn)
         base = self._frontier(conn, size)
         timestamp = require_timestamp(self.clock())  # one transaction, one instant
+        ids = _IdSource(time.time_ns() // 1_000_000, os.urandom(10 * len(drafts)))
         with collector_paused():
-            return _seal_native(drafts, base, timestamp) or _seal_python(drafts, base, timestamp)
+            return _seal_native(drafts, base, timestamp, ids) or _seal_python(
+                drafts, base, timestamp, ids
+            )
 
     def _store(self, conn: Connection, batch: _Batch) -> str:
         raw.insert_rows(conn, ledger_events, _EVENT_COLUMNS, batch.rows)
         stored = [node for node in batch.nodes if node[0] >= LEDGER_NODES_MIN_LEVEL]
-        if stored:
-            raw.insert_rows(conn, ledger_nodes, ("level", "idx", "hash"), stored)
+        raw.insert_rows(conn, ledger_nodes, ("level", "idx", "hash"), stored)
         checkpoint = Checkpoint(self.origin, batch.tree.size, batch.tree.root())
         note = sign_note(checkpoint.to_text(), self.signer)
         raw.execute(
@@ -394,13 +396,26 @@ class _Batch:
         ]
 
 
-def _seal_python(drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: str) -> _Batch:
+@dataclass(frozen=True, slots=True)
+class _IdSource:
+    """What a batch's UUIDv7 event ids are made of: one millisecond, 10 random bytes each."""
+
+    unix_ms: int
+    random: bytes
+
+    def __getitem__(self, offset: int) -> str:
+        return uuid7(self.unix_ms, self.random[10 * offset : 10 * offset + 10])
+
+
+def _seal_python(
+    drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: str, ids: _IdSource
+) -> _Batch:
     """Seal, encode and hash each draft, and grow the tree: the reference implementation."""
     tree = merkle.CompactRange(base.size, base.hashes())
     events, rows, leaves, nodes = [], [], [], []
     sha256, leaf_hash = hashlib.sha256, merkle.leaf_hash
     for offset, draft in enumerate(drafts):
-        event = draft.seal(event_id=uuid7(), seq=base.size + offset, timestamp=timestamp)
+        event = draft.seal(event_id=ids[offset], seq=base.size + offset, timestamp=timestamp)
         body = event.canonical_bytes()
         digest = sha256(body).digest()
         events.append(event)
@@ -424,18 +439,17 @@ def _seal_python(drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: 
 
 
 def _seal_native(
-    drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: str
+    drafts: Sequence[Draft], base: merkle.CompactRange, timestamp: str, ids: _IdSource
 ) -> _Batch | None:
     """`_seal_python` in C (`mltrail._native`), or None if not built or a draft needs Python.
 
     The C loop encodes each body as `Event.canonical_bytes` does and hashes as `merkle`
-    does; property tests hold the two byte-equal.
+    does; a property test holds its batch equal to `_seal_python`'s.
     """
     if _native is None:
         return None
-    unix_ms = time.time_ns() // 1_000_000
     sealed = _native.seal_batch(
-        list(drafts), base.size, timestamp, unix_ms, os.urandom(10 * len(drafts)), base.hashes()
+        list(drafts), base.size, timestamp, ids.unix_ms, ids.random, base.hashes()
     )
     if sealed is None:
         return None

@@ -400,7 +400,7 @@ def test_a_large_batch_appends_and_a_conflicting_one_leaves_nothing(
         # The clash is forced through the Python sealer's uuid7; the database refuses it
         # whichever sealer made the rows.
         monkeypatch.setattr(log_module, "_native", None)
-        monkeypatch.setattr(log_module, "uuid7", lambda: next(ids))
+        monkeypatch.setattr(log_module, "uuid7", lambda *_: next(ids))
         with pytest.raises(ConflictError, match="already exists"):
             log.append([_draft(i) for i in range(count)])
 
