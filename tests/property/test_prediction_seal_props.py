@@ -17,9 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import json_values
 
-from mltrail.canonical import canonicalize
-from mltrail.catalog import predictions
-from mltrail.catalog.predictions import seal_records, seal_records_python
+from mltrail.canonical import canonicalize, loads
+from mltrail.catalog.predictions import RecordColumns, seal_records, seal_records_python
 from mltrail.errors import InvalidInputError
 from mltrail.ledger import merkle
 
@@ -30,30 +29,28 @@ ANY_TEXT = st.text(max_size=12)
 OUTPUT = json_values(TEXT, float_range=1e15, size=3, leaves=8)
 RECORDS = st.lists(st.tuples(TEXT, TEXT, TEXT, OUTPUT), min_size=1, max_size=40)
 
-Columns = tuple[list[str], list[str], list[str], list[bytes]]
 
-
-def _columns(records: list[tuple[str, str, str, Any]]) -> Columns:
+def _columns(dep: str, version: str, records: list[tuple[str, str, str, Any]]) -> RecordColumns:
     pids = [f"P{i}-{pid}" for i, (pid, _, _, _) in enumerate(records)]  # unique, as checked
     outputs = [canonicalize(output) for _, _, _, output in records]
-    return pids, [r[1] for r in records], [r[2] for r in records], outputs
+    stamps, hmacs = [r[1] for r in records], [r[2] for r in records]
+    return RecordColumns(dep, version, pids, stamps, hmacs, outputs, [None] * len(records))
 
 
-def _defined(dep: str, version: str, columns: Columns) -> tuple[list[bytes], bytes, bytes]:
+def _defined(c: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
     """The batch as the record format and RFC 6962 define it, one record at a time."""
-    pids, stamps, hmacs, outputs = columns
     blobs = [
         canonicalize(
             {
                 "prediction_id": pid,
-                "deployment": dep,
-                "version": version,
+                "deployment": c.deployment,
+                "version": c.version,
                 "timestamp": stamp,
                 "input_hmac": hmac,
-                "output": predictions.loads(output),
+                "output": loads(output),
             }
         )
-        for pid, stamp, hmac, output in zip(pids, stamps, hmacs, outputs, strict=True)
+        for pid, stamp, hmac, output in zip(c.pids, c.stamps, c.hmacs, c.outputs, strict=True)
     ]
     digests = [hashlib.sha256(blob).digest() for blob in blobs]
     root = merkle.root_hash([merkle.leaf_hash(digest) for digest in digests])
@@ -63,20 +60,20 @@ def _defined(dep: str, version: str, columns: Columns) -> tuple[list[bytes], byt
 @settings(max_examples=300, deadline=None)
 @given(TEXT, TEXT, RECORDS)
 def test_python_path_seals_as_defined(dep: str, version: str, records: Any) -> None:
-    columns = _columns(records)
-    assert seal_records_python(dep, version, *columns) == _defined(dep, version, columns)
+    columns = _columns(dep, version, records)
+    assert seal_records_python(columns) == _defined(columns)
 
 
 @settings(max_examples=300, deadline=None)
 @given(TEXT, TEXT, RECORDS)
 def test_seal_records_seals_as_defined(dep: str, version: str, records: Any) -> None:
-    columns = _columns(records)
-    assert seal_records(dep, version, *columns) == _defined(dep, version, columns)
+    columns = _columns(dep, version, records)
+    assert seal_records(columns) == _defined(columns)
 
 
-def _outcome(seal: Any, dep: str, version: str, columns: Columns) -> object:
+def _outcome(seal: Any, columns: RecordColumns) -> object:
     try:
-        return seal(dep, version, *columns)
+        return seal(columns)
     except InvalidInputError as exc:
         return exc.message
 
@@ -86,19 +83,16 @@ def _outcome(seal: Any, dep: str, version: str, columns: Columns) -> object:
 def test_both_paths_refuse_lone_surrogates_alike(
     dep: str, version: str, records: list[tuple[str, str, str]]
 ) -> None:
-    columns = _columns([(*record, None) for record in records])
-    assert _outcome(seal_records, dep, version, columns) == _outcome(
-        seal_records_python, dep, version, columns
-    )
+    columns = _columns(dep, version, [(*record, None) for record in records])
+    assert _outcome(seal_records, columns) == _outcome(seal_records_python, columns)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 1000, 1025])
 def test_roots_for_every_tree_shape(size: int) -> None:
     """Odd sizes lift a lone node a level (RFC 6962 §2.1's split at a power of two)."""
-    columns = _columns([(str(i), "2024-06-01T09:30:00.000000Z", "0" * 64, i) for i in range(size)])
-    assert seal_records("D45", "model:churn:v2", *columns) == _defined(
-        "D45", "model:churn:v2", columns
-    )
+    records = [(str(i), "2024-06-01T09:30:00.000000Z", "0" * 64, i) for i in range(size)]
+    columns = _columns("D45", "model:churn:v2", records)
+    assert seal_records(columns) == _defined(columns)
 
 
 def test_c_twin_leaves_what_it_cannot_take_to_python() -> None:

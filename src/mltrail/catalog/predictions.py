@@ -177,14 +177,7 @@ def record_texts(
     ]
 
 
-def seal_records(
-    deployment: str,
-    version: str,
-    pids: list[str],
-    stamps: list[str],
-    hmacs: list[str],
-    outputs: list[bytes],
-) -> tuple[list[bytes], bytes, bytes]:
+def seal_records(columns: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
     """One batch's canonical records, their SHA-256 digests joined (32 bytes each, in leaf
     order) and the batch's RFC 6962 root: `record_texts`, `encode_records` and `batch_tree`
     in one pass.
@@ -198,30 +191,30 @@ def seal_records(
     """
     q = encode_string
     try:
-        head = f'{{"deployment":{q(deployment)},"input_hmac":'.encode()
-        tail = f',"version":{q(version)}}}'.encode()
+        head = f'{{"deployment":{q(columns.deployment)},"input_hmac":'.encode()
+        tail = f',"version":{q(columns.version)}}}'.encode()
     except UnicodeEncodeError:
         pass  # the Python path below names the first record
     else:
-        sealed = _seal_native(head, tail, pids, stamps, hmacs, outputs)
+        sealed = _seal_native(
+            head, tail, columns.pids, columns.stamps, columns.hmacs, columns.outputs
+        )
         if sealed is not None:
             return sealed
-    return seal_records_python(deployment, version, pids, stamps, hmacs, outputs)
+    return seal_records_python(columns)
 
 
-def seal_records_python(
-    deployment: str,
-    version: str,
-    pids: list[str],
-    stamps: list[str],
-    hmacs: list[str],
-    outputs: list[bytes],
-) -> tuple[list[bytes], bytes, bytes]:
+def seal_records_python(columns: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
     """`seal_records` without the C twin (what runs when it is not built)."""
     texts = record_texts(
-        deployment, version, pids, stamps, hmacs, [output.decode() for output in outputs]
+        columns.deployment,
+        columns.version,
+        columns.pids,
+        columns.stamps,
+        columns.hmacs,
+        [output.decode() for output in columns.outputs],
     )
-    blobs = encode_records(texts, pids)
+    blobs = encode_records(texts, columns.pids)
     digests, root = batch_tree(blobs)
     return blobs, b"".join(digests), root
 

@@ -114,9 +114,7 @@ class PredictionUseCases(CatalogUseCases):
         return served
 
     def _prepare_batch(self, group: RecordColumns, keep_inputs: bool) -> _Prepared:
-        blobs, digests, root = seal_records(
-            group.deployment, group.version, group.pids, group.stamps, group.hmacs, group.outputs
-        )
+        blobs, digests, root = seal_records(group)
         stored = self.store.put_bytes(b"\n".join(blobs))
         batch_id = uuid7()
         meta = {
