@@ -9,6 +9,8 @@ plain but for a field or two of a record or two, made unusual or wrong.
 
 from __future__ import annotations
 
+import os
+import types
 from typing import Any
 
 import pytest
@@ -126,6 +128,19 @@ def _outcome(parse: Any, items: list[dict[str, Any]]) -> object:
         return parse(items, deployments, SERVED, SECRET, lambda: NOW)
     except RegistryError as exc:
         return type(exc), exc.message
+
+
+@pytest.mark.skipif(not os.environ.get("MLTRAIL_REQUIRE_NATIVE"), reason="the C twins are optional")
+def test_the_c_twins_are_built_where_required() -> None:
+    """Without them `parse_records` and `seal_records` take the Python path, the agreement
+    tests here and in test_prediction_seal_props compare it with itself, and the
+    `importorskip` tests skip: a broken build would pass unnoticed."""
+    for twin in (
+        predictions._canonical_native,
+        predictions._columns_native,
+        predictions._seal_native,
+    ):
+        assert isinstance(twin, types.BuiltinFunctionType), twin
 
 
 @settings(max_examples=1500, deadline=None)
