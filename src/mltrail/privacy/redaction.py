@@ -78,7 +78,9 @@ def keyed_hasher(key: bytes) -> Callable[[bytes], str]:
     """`keyed_hash` for many values: a function of their canonical bytes, in lowercase hex.
 
     The key's two padded blocks are hashed once (RFC 2104 §2: inner and outer state), so
-    each value costs two copies and two short hashes instead of a new HMAC.
+    each value costs two copies and two short hashes instead of a new HMAC. Written out
+    rather than ``hmac.new(key, digestmod="sha256").copy()`` per value, which gives the
+    same digests but measured 1.7-2x slower over 100,000 inputs (an `HMAC` object per copy).
 
     >>> keyed_hasher(b"0" * 16)(canonicalize("ana@example.com")) == keyed_hash(
     ...     b"0" * 16, "ana@example.com")
