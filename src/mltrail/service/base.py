@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, Self, TypeVar
+from typing import Any, BinaryIO, NoReturn, Self
 
 from sqlalchemy.engine import Connection
 
@@ -28,7 +28,6 @@ from mltrail.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
-    RegistryError,
 )
 from mltrail.events import Action, Actor, Draft, Event, Ref, SubjectType, now_timestamp
 from mltrail.ledger import merkle
@@ -41,8 +40,6 @@ from mltrail.storage import migrate
 from mltrail.storage.database import Database
 
 __all__ = ["Appended", "Origin", "RegistryCore"]
-
-_T = TypeVar("_T")
 
 INTERFACES = frozenset({"cli", "api", "sdk", "importer", "demo"})
 
@@ -302,16 +299,15 @@ class RegistryCore:
         append see one state, take one lock and pay for one commit.
 
         Raises:
-            AccessDeniedError: the actor may not; the refusal is logged (and committed)
-                before this raises, as with `_require`.
+            AccessDeniedError: the actor may not; the refusal is logged (after this
+                transaction closes, in one of its own) before this raises, as with `_require`.
         """
         with self._transaction() as conn:
             decision = self._decide(conn, permission, scope)
             if decision:
                 yield conn
                 return
-            self._append([self._refusal(permission, scope, decision)])
-        self._refuse(permission, scope, decision, logged=True)
+        self._refuse(permission, scope, decision)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -325,34 +321,19 @@ class RegistryCore:
             self.log = self._open_log()
             raise
 
-    def _prepared(self, permission: str, scope: str, prepare: Callable[[], _T]) -> _T:
-        """``prepare()``, which must have no side effects; should it fail, a caller who may
-        not use ``permission`` on ``scope`` gets (and the log records) the refusal instead,
-        exactly as if it had been checked first."""
-        try:
-            return prepare()
-        except RegistryError:
-            self._require(permission, scope)
-            raise
-
     def _decide(self, conn: Connection, permission: str, scope: str) -> Decision:
         active, grants = access.authority(conn, self.actor.id)
         return decide(permission, scope, grants, active=active)
 
-    def _refusal(self, permission: str, scope: str, decision: Decision) -> Draft:
-        return self._draft(
+    def _refuse(self, permission: str, scope: str, decision: Decision) -> NoReturn:
+        """Log the refusal, in a transaction of its own, and raise AccessDeniedError."""
+        draft = self._draft(
             Action.REJECT,
             Ref(SubjectType.PRINCIPAL, self.actor.id),
             metadata={"attempted": permission, "scope": scope, "reasons": [decision.reason]},
             outcome="failure",
         )
-
-    def _refuse(
-        self, permission: str, scope: str, decision: Decision, *, logged: bool = False
-    ) -> NoReturn:
-        """Log the refusal (unless it is already) and raise AccessDeniedError."""
-        if not logged:
-            self._append([self._refusal(permission, scope, decision)])
+        self._append([draft])
         where = "every model" if scope == "*" else f"model {scope!r}"
         raise AccessDeniedError(
             f"{self.actor.id} may not {permission} on {where}: {decision.reason}"

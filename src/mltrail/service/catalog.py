@@ -19,9 +19,10 @@ from mltrail.capture.git import CodeVersion, capture_commit, explicit_commit
 from mltrail.catalog import queries
 from mltrail.catalog.ids import check_id, check_name, normalize_version, parse_version, version_id
 from mltrail.catalog.projector import project_events
-from mltrail.errors import ConflictError, InvalidInputError, NotFoundError
+from mltrail.errors import ConflictError, InvalidInputError, NotFoundError, RegistryError
 from mltrail.events import (
     Action,
+    Draft,
     Event,
     Ref,
     SubjectType,
@@ -261,29 +262,40 @@ class CatalogUseCases(RegistryCore):
         found, stored = self._version_manifest(model, path, manifest)
         with self._command("register", model) as conn:
             slot = queries.version_slot(conn, model, stored.digest, run)
-            if slot.existing is not None:
-                event = self.log.event(slot.existing)
-                return Appended(event, self.prove_event(event.seq))
-            number = slot.number
-            related = [Ref(SubjectType.MODEL, model, role="version_of")]
-            if run is not None:
-                related.append(Ref(SubjectType.RUN, run, role="produced_by"))
-            meta = {
-                "model": model,
-                "number": number,
-                "files": len(found.files),
-                "size": found.size,
-                "entrypoint": entrypoint,
-                "model_signing_digest": found.model_signing_digest,
-            }
-            draft = self._draft(
-                Action.REGISTER,
-                Ref(SubjectType.MODEL_VERSION, version_id(model, number), digest=stored.digest),
-                related=related,
-                metadata=meta,
-                artifact_sha256=stored.digest,
-            )
-            return self._append([draft])[0]
+            if slot.existing is None:
+                draft = self._version_draft(model, slot.number, found, stored, run, entrypoint)
+                return self._append([draft])[0]
+        # Registered before: its receipt is proved after the write lock is released.
+        event = self.log.event(slot.existing)
+        return Appended(event, self.prove_event(event.seq))
+
+    def _version_draft(
+        self,
+        model: str,
+        number: int,
+        found: Manifest,
+        stored: ArtifactInfo,
+        run: str | None,
+        entrypoint: str | None,
+    ) -> Draft:
+        related = [Ref(SubjectType.MODEL, model, role="version_of")]
+        if run is not None:
+            related.append(Ref(SubjectType.RUN, run, role="produced_by"))
+        meta = {
+            "model": model,
+            "number": number,
+            "files": len(found.files),
+            "size": found.size,
+            "entrypoint": entrypoint,
+            "model_signing_digest": found.model_signing_digest,
+        }
+        return self._draft(
+            Action.REGISTER,
+            Ref(SubjectType.MODEL_VERSION, version_id(model, number), digest=stored.digest),
+            related=related,
+            metadata=meta,
+            artifact_sha256=stored.digest,
+        )
 
     def _version_manifest(
         self, model: str, path: Path | None, manifest: str | None
@@ -293,21 +305,24 @@ class CatalogUseCases(RegistryCore):
         A directory's files are stored only once the actor may register versions of
         ``model``. Reading a stored manifest has no side effects, so it is done before the
         command's transaction opens (the write lock is not held for artifact I/O); the
-        authority check then happens inside it, or first should the reading fail.
+        authority check then happens inside it, or first should the reading fail: a caller
+        who may not register is refused, and the refusal logged, whatever else is wrong.
         """
         if path is not None and manifest is None:
             self._require("register", model)
             found = Manifest.from_directory(path, self.store)
             return found, self.store.put_bytes(canonicalize(found.to_dict()))
-        return self._prepared("register", model, lambda: self._stored_manifest(manifest, path))
+        try:
+            if manifest is None or path is not None:
+                raise InvalidInputError(
+                    "a version needs exactly one of a directory or a stored manifest digest"
+                )
+            return self._stored_manifest(manifest)
+        except RegistryError:
+            self._require("register", model)
+            raise
 
-    def _stored_manifest(
-        self, digest: str | None, path: Path | None = None
-    ) -> tuple[Manifest, ArtifactInfo]:
-        if digest is None or path is not None:
-            raise InvalidInputError(
-                "a version needs exactly one of a directory or a stored manifest digest"
-            )
+    def _stored_manifest(self, digest: str) -> tuple[Manifest, ArtifactInfo]:
         data = self.store.read_bytes(digest)  # verified against its digest
         found = Manifest.from_dict(loads(data))
         missing = [f.path for f in found.files if self.store.stat(f.digest) != f.size]
