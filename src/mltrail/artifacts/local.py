@@ -92,14 +92,8 @@ class LocalArtifactStore(ArtifactStore):
     def read_bytes(self, digest: str) -> bytes:
         """The whole artifact, verified; see `ArtifactStore.read_bytes`. One read and one
         hash, without the chunk stream: a version's manifest is read on every registration."""
-        path = self._prefix + object_key(digest)
-        try:
-            with open(path, "rb") as stream:
-                data = stream.read()
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"artifact sha256:{digest} is not in {self.url}") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot read artifact sha256:{digest}: {exc}") from exc
+        with self._file(digest) as stream, _os_errors(f"cannot read artifact sha256:{digest}"):
+            data = stream.read()
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise mismatch_error(digest, actual)
@@ -108,15 +102,22 @@ class LocalArtifactStore(ArtifactStore):
     @contextmanager
     def open(self, digest: str) -> Iterator[Iterator[bytes]]:
         """Stream the artifact's bytes, verified at the end; see `ArtifactStore.open`."""
-        path = self.path_of(digest)
+        with self._file(digest) as stream:
+            yield verified_chunks(_guarded(read_chunks(stream), digest), digest)
+
+    def _file(self, digest: str) -> BinaryIO:
+        """The artifact's file, open for reading.
+
+        Raises:
+            NotFoundError: there is none.
+            StorageError: it cannot be opened.
+        """
         try:
-            stream = path.open("rb")
+            return open(self._prefix + object_key(digest), "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"artifact sha256:{digest} is not in {self.url}") from exc
         except OSError as exc:
             raise StorageError(f"cannot read artifact sha256:{digest}: {exc}") from exc
-        with stream:
-            yield verified_chunks(_guarded(read_chunks(stream), digest), digest)
 
     def exists(self, digest: str) -> bool:
         """Whether the artifact's file exists."""
