@@ -12,8 +12,8 @@ import typer
 from mltrail.canonical import loads
 from mltrail.capture.environment import capture_environment
 from mltrail.cli.main import app, state
-from mltrail.cli.options import JsonOpt, key_values, show_appended
-from mltrail.cli.render import emit_json, table
+from mltrail.cli.options import JsonOpt, key_values
+from mltrail.cli.render import emit_json, show_appended, table
 
 dataset = typer.Typer(help="Dataset versions and their content identity.", no_args_is_help=True)
 code = typer.Typer(help="Code versions (git commits).", no_args_is_help=True)

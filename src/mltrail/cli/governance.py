@@ -11,8 +11,8 @@ from mltrail.attest import dsse, intoto
 from mltrail.attest.keys import generate_key, load_private_key, save_private_key
 from mltrail.canonical import loads
 from mltrail.cli.main import app, state
-from mltrail.cli.options import JsonOpt, key_values, show_appended
-from mltrail.cli.render import console, emit_json, table
+from mltrail.cli.options import JsonOpt, key_values
+from mltrail.cli.render import console, emit_json, show_appended, table
 from mltrail.errors import InvalidInputError
 from mltrail.service.governance import FAIRNESS_PREDICATE, fairness_predicate
 

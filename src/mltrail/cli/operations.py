@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from mltrail.cli.main import app, state
-from mltrail.cli.options import JsonOpt, show_appended
-from mltrail.cli.render import console, emit_json, pairs, table
+from mltrail.cli.options import JsonOpt
+from mltrail.cli.render import console, emit_json, pairs, show_appended, table
 from mltrail.errors import IntegrityError
 
 retention = typer.Typer(help="Retention windows for kept payloads.", no_args_is_help=True)

@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from mltrail.events import Event
 
-__all__ = ["console", "emit_json", "err_console", "table"]
+if TYPE_CHECKING:
+    from mltrail.service import Appended
+
+__all__ = [
+    "console",
+    "emit_json",
+    "err_console",
+    "pairs",
+    "show_appended",
+    "show_events",
+    "table",
+]
 
 
 def console() -> Console:
@@ -50,6 +61,20 @@ def show_events(title: str | None, listed: Sequence[Event], as_json: bool) -> No
         for e in listed
     ]
     table(title, columns, rows)
+
+
+def show_appended(done: Appended, as_json: bool, title: str) -> None:
+    """Print what a command appended: subject, log index, action, digests (or JSON)."""
+    event = done.event
+    info = {
+        "subject": f"{event.subject.type}:{event.subject.id}",
+        "event": event.seq,
+        "action": event.action,
+        "event_sha256": event.event_sha256,
+    }
+    if event.subject.digest:
+        info["digest"] = event.subject.digest
+    emit_json(info) if as_json else pairs(title, info)
 
 
 def pairs(title: str | None, values: Mapping[str, Any]) -> None:
