@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,13 @@ def test_a_failure_after_a_nested_write_rolls_back_both(db: Database) -> None:
     with db.write() as conn:  # and the next write opens a transaction of its own
         _insert(conn, "churn")
     assert _names(db) == ["churn"]
+
+
+def test_only_the_thread_that_opened_a_write_joins_it(db: Database) -> None:
+    """Another thread (an API request, say) reads its own snapshot: it neither joins the
+    open write nor sees its uncommitted rows."""
+    with ThreadPoolExecutor(max_workers=1) as other:
+        with db.write() as conn:
+            _insert(conn, "churn")
+            assert other.submit(_names, db).result() == []
+        assert other.submit(_names, db).result() == ["churn"]
