@@ -317,8 +317,9 @@ def test_get_into_missing_directory_raises_storage_error(
         lambda store, digest, dest: store.verify(digest),
         lambda store, digest, dest: store.get(digest, dest),
         lambda store, digest, dest: store.open(digest).__enter__(),
+        lambda store, digest, dest: store.read_range(digest, 0, 1),
     ],
-    ids=["read_bytes", "verify", "get", "open"],
+    ids=["read_bytes", "verify", "get", "open", "read_range"],
 )
 def test_missing_digest_raises_not_found(
     make_store: MakeStore, tmp_path: Path, call: Callable[[ArtifactStore, str, Path], object]
@@ -332,6 +333,35 @@ def test_missing_digest_raises_not_found(
     assert not store.exists(missing)
     assert store.stat(missing) is None
     assert not (tmp_path / "dest").exists()
+
+
+def test_read_range_reads_exactly_the_bytes_asked(make_store: MakeStore) -> None:
+    store = make_store().store
+    data = bytes(range(256)) * 40
+    digest = store.put_bytes(data).digest
+
+    for offset, size in [(0, 1), (0, len(data)), (255, 2), (4000, 240), (len(data) - 1, 1)]:
+        assert store.read_range(digest, offset, size) == data[offset : offset + size]
+
+
+@pytest.mark.parametrize("offset", [10, 11, 200], ids=["overhang", "at-end", "past-end"])
+def test_read_range_past_the_end_is_an_integrity_error(make_store: MakeStore, offset: int) -> None:
+    store = make_store().store
+    digest = store.put_bytes(b"0123456789a").digest
+
+    with pytest.raises(IntegrityError, match=f"ends before bytes {offset}"):
+        store.read_range(digest, offset, 2)
+
+
+@pytest.mark.parametrize(("offset", "size"), [(-1, 2), (0, 0), (3, -4)])
+def test_read_range_refuses_what_is_not_a_range(
+    make_store: MakeStore, offset: int, size: int
+) -> None:
+    store = make_store().store
+    digest = store.put_bytes(b"0123456789").digest
+
+    with pytest.raises(InvalidInputError, match="not a range to read"):
+        store.read_range(digest, offset, size)
 
 
 BAD_DIGESTS = {
@@ -354,6 +384,7 @@ METHODS = {
     "exists": lambda store, digest, dest: store.exists(digest),
     "stat": lambda store, digest, dest: store.stat(digest),
     "verify": lambda store, digest, dest: store.verify(digest),
+    "read_range": lambda store, digest, dest: store.read_range(digest, 0, 1),
 }
 
 

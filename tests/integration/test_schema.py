@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+from mltrail.canonical import canonicalize
 from mltrail.errors import AccessDeniedError, ConfigError, StorageError
 from mltrail.events import Actor
 from mltrail.ledger import merkle
@@ -66,8 +67,7 @@ def test_logged_predictions_survive_migration_0004_both_ways(
             for i in range(5)
         ]
     )
-    config = Config()
-    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    config = _config(registry)
 
     with registry.db.engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -79,6 +79,47 @@ def test_logged_predictions_survive_migration_0004_both_ways(
         command.upgrade(config, "head")
 
     assert registry.prove_prediction("P3")["batch"]["index"] == 3
+    assert registry.rebuild()["equal"]
+
+
+def test_migration_0007_moves_records_out_of_prediction_rows_and_back(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Down to 0006 each prediction row holds its record again, copied from its batch's
+    records artifact; up again the rows point into it exactly as an ingest writes them,
+    and traces and proofs are unchanged."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.json").write_text("[1]")
+    registry.register_model("churn")
+    registry.add_version("churn", model)
+    for deployment in ("D1", "D2"):
+        registry.deploy(deployment, "churn:v1", target=f"k8s/{deployment}")
+    registry.log_predictions(
+        {"prediction_id": f"P{i}", "deployment": f"D{1 + i % 2}", "input": i, "output": [i]}
+        for i in range(9)
+    )
+    rows = "SELECT * FROM catalog_predictions ORDER BY prediction_id"
+    with registry.db.engine.connect() as conn:
+        before = [tuple(r) for r in conn.execute(sa.text(rows))]
+    proofs = {f"P{i}": registry.prove_prediction(f"P{i}") for i in range(9)}
+
+    _set_revision(registry, "0006")
+    with registry.db.engine.connect() as conn:
+        old = conn.execute(
+            sa.text("SELECT prediction_id, position, record FROM catalog_predictions")
+        )
+        held = {pid: (position, bytes(record)) for pid, position, record in old}
+    assert held == {
+        pid: (proof["batch"]["index"], canonicalize(proof["record"]))
+        for pid, proof in proofs.items()
+    }
+    migrate.upgrade(registry.db)
+
+    with registry.db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(rows))] == before
+    assert {pid: registry.prove_prediction(pid) for pid in proofs} == proofs
+    assert registry.trace_prediction("P4")["prediction"]["output"] == [4]
     assert registry.rebuild()["equal"]
 
 
@@ -142,9 +183,17 @@ def test_migration_0005_keeps_only_high_subtrees_and_proofs_still_hold(
     assert registry.verify().ok
 
 
-def _set_revision(registry: Registry, revision: str) -> None:
+def _config(registry: Registry) -> Config:
+    """Alembic's configuration as `migrate` makes it, with the artifact reader a downgrade
+    below 0007 needs."""
     config = Config()
     config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    config.attributes["read_artifact"] = registry.store.read_bytes
+    return config
+
+
+def _set_revision(registry: Registry, revision: str) -> None:
+    config = _config(registry)
     with registry.db.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)

@@ -33,6 +33,7 @@ __all__ = [
     "CHUNK_SIZE",
     "ArtifactInfo",
     "check_digest",
+    "check_range",
     "copy_hashing",
     "digest_from_key",
     "hash_file",
@@ -40,6 +41,7 @@ __all__ = [
     "object_key",
     "read_chunks",
     "readinto",
+    "short_error",
     "verified_chunks",
 ]
 
@@ -116,6 +118,24 @@ def mismatch_error(expected: str, actual: str) -> IntegrityError:
         f"artifact sha256:{expected} is corrupt: its stored bytes hash to sha256:{actual}",
         hint="restore the artifact from a replica or re-upload the original file; "
         "do not use the corrupt copy",
+    )
+
+
+def check_range(offset: int, size: int) -> None:
+    """Refuse a byte range that is empty or starts before the artifact does."""
+    if offset < 0 or size < 1:
+        raise InvalidInputError(
+            f"byte range at {offset} of {size} bytes is not a range to read",
+            hint="give an offset >= 0 and a size >= 1",
+        )
+
+
+def short_error(digest: str, offset: int, size: int) -> IntegrityError:
+    """The error for an artifact that ends before a range it should hold."""
+    return IntegrityError(
+        f"artifact sha256:{digest} ends before bytes {offset}..{offset + size}, which a "
+        "prediction record there should fill",
+        hint="the artifact is truncated; restore it from a replica, then run `mltrail verify`",
     )
 
 

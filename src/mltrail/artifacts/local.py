@@ -28,11 +28,13 @@ from typing import BinaryIO
 
 from mltrail.artifacts.digest import (
     ArtifactInfo,
+    check_range,
     copy_hashing,
     digest_from_key,
     mismatch_error,
     object_key,
     read_chunks,
+    short_error,
     verified_chunks,
 )
 from mltrail.artifacts.store import ArtifactStore
@@ -97,6 +99,17 @@ class LocalArtifactStore(ArtifactStore):
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise mismatch_error(digest, actual)
+        return data
+
+    def read_range(self, digest: str, offset: int, size: int) -> bytes:
+        """Bytes ``offset`` to ``offset + size`` of the artifact, unverified; see
+        `ArtifactStore.read_range`."""
+        check_range(offset, size)
+        with self._file(digest) as stream, _os_errors(f"cannot read artifact sha256:{digest}"):
+            stream.seek(offset)
+            data = stream.read(size)
+        if len(data) != size:
+            raise short_error(digest, offset, size)
         return data
 
     @contextmanager

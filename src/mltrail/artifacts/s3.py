@@ -34,9 +34,11 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from mltrail.artifacts.digest import (
     CHUNK_SIZE,
     ArtifactInfo,
+    check_range,
     digest_from_key,
     object_key,
     readinto,
+    short_error,
     verified_chunks,
 )
 from mltrail.artifacts.store import ArtifactStore
@@ -154,6 +156,26 @@ class S3ArtifactStore(ArtifactStore):
             yield verified_chunks(self._read(body, digest), digest)
         finally:
             body.close()
+
+    def read_range(self, digest: str, offset: int, size: int) -> bytes:
+        """Bytes ``offset`` to ``offset + size`` of the artifact (one ranged
+        ``GetObject``), unverified; see `ArtifactStore.read_range`."""
+        key = self.key_of(digest)
+        check_range(offset, size)
+        try:
+            with self._errors(f"cannot read artifact {digest}", f"artifact sha256:{digest}"):
+                response = self._client.get_object(
+                    Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}"
+                )
+                with response["Body"] as body:
+                    data: bytes = body.read()
+        except StorageError as exc:
+            if _is_unsatisfiable(exc.__cause__):
+                raise short_error(digest, offset, size) from exc
+            raise
+        if len(data) != size:
+            raise short_error(digest, offset, size)
+        return data
 
     def exists(self, digest: str) -> bool:
         """Whether the artifact's object exists (a ``HeadObject``)."""
@@ -296,6 +318,13 @@ def _check_metadata(metadata: Mapping[str, str], digest: str) -> None:
             hint="the object was replaced outside mltrail; restore it from a replica "
             "or re-upload the original file",
         )
+
+
+def _is_unsatisfiable(exc: BaseException | None) -> bool:
+    """Whether a ranged read failed because the object ends before the range starts."""
+    if not isinstance(exc, ClientError):
+        return False
+    return bool(exc.response.get("Error", {}).get("Code") == "InvalidRange")
 
 
 def _is_missing(exc: ClientError) -> bool:

@@ -40,9 +40,10 @@ __all__ = ["ArtifactInfo", "ArtifactStore", "open_store"]
 class ArtifactStore(Protocol):
     """Where artifact bytes live, addressed by their SHA-256.
 
-    Adapters implement `url`, `put`, `open`, `exists`, `stat` and `iter_digests`; they
-    subclass this protocol explicitly to inherit the other methods, which are written in
-    terms of those (PEP 544 allows default implementations on a protocol).
+    Adapters implement `url`, `put`, `open`, `read_range`, `exists`, `stat` and
+    `iter_digests`; they subclass this protocol explicitly to inherit the other methods,
+    which are written in terms of those (PEP 544 allows default implementations on a
+    protocol).
 
     Every method that takes a digest raises `InvalidInputError` for anything that is
     not 64 lowercase hex characters, before touching storage.
@@ -75,6 +76,20 @@ class ArtifactStore(Protocol):
         Raises:
             NotFoundError: no artifact has that digest.
             IntegrityError: the stored bytes do not match the digest (at the end).
+            StorageError: the store could not be read.
+        """
+        ...
+
+    def read_range(self, digest: str, offset: int, size: int) -> bytes:
+        """``size`` bytes of an artifact from ``offset``: one record of a prediction batch.
+
+        The bytes are not checked against ``digest`` (that takes the whole artifact); the
+        caller checks them against a digest of their own, as a prediction's record is
+        checked against its leaf in the batch's tree.
+
+        Raises:
+            NotFoundError: no artifact has that digest.
+            IntegrityError: the artifact ends before ``offset + size``.
             StorageError: the store could not be read.
         """
         ...

@@ -275,6 +275,7 @@ def _batch(conn: Connection, e: Event) -> None:
         first_at=_meta(e, "first_at"),
         last_at=_meta(e, "last_at"),
         seq=e.seq,
+        records_sha256=e.artifact_sha256,
     )
 
 

@@ -13,7 +13,15 @@ from mltrail.errors import NotFoundError
 from mltrail.storage import raw
 from mltrail.storage import schema as t
 
-__all__ = ["find", "get", "list_versions", "production_version", "resolve_alias", "version_slot"]
+__all__ = [
+    "find",
+    "get",
+    "list_versions",
+    "prediction",
+    "production_version",
+    "resolve_alias",
+    "version_slot",
+]
 
 _KEYS: dict[str, tuple[sa.Table, str, str]] = {
     "dataset": (t.datasets, "dataset_id", "mltrail dataset register"),
@@ -54,6 +62,27 @@ def _not_registered(kind: str, key: str) -> NotFoundError:
         f"{kind.replace('_', ' ')} {key!r} is not registered",
         hint=f"register it first (`{_KEYS[kind][2]}`)",
     )
+
+
+_PREDICTION = (
+    "SELECT p.prediction_id, p.position, p.record_offset, p.record_size, b.batch_id, "
+    "b.records_sha256 FROM catalog_predictions p "
+    "JOIN catalog_prediction_batches b ON b.seq = p.batch_seq WHERE p.prediction_id = ?"
+)
+
+
+def prediction(conn: Connection, prediction_id: str) -> dict[str, Any]:
+    """A logged prediction: its batch, its leaf ``position`` in the batch's tree, and where
+    its record is (``record_size`` bytes at ``record_offset`` in the artifact
+    ``records_sha256``).
+
+    Raises:
+        NotFoundError: no prediction has that id.
+    """
+    rows = raw.fetch_dicts(conn, _PREDICTION, (prediction_id,))
+    if not rows:
+        raise _not_registered("prediction", prediction_id)
+    return rows[0]
 
 
 def list_versions(conn: Connection, model: str) -> list[dict[str, Any]]:
@@ -141,7 +170,6 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for column in _JSON_COLUMNS & row.keys():
         if isinstance(row[column], str):
             row[column] = loads(row[column])
-    for column in ("record", "digests"):
-        if isinstance(row.get(column), bytes | memoryview):
-            row[column] = bytes(row[column])
+    if isinstance(row.get("digests"), bytes | memoryview):
+        row["digests"] = bytes(row["digests"])
     return row

@@ -31,8 +31,9 @@ class LineageUseCases(PredictionUseCases):
         """P → deployment → model version → run → datasets, commit, environment, parameters,
         with every digest on the way (seed Example 1), in a fixed number of queries."""
         with self.db.read() as conn:
-            row = queries.get(conn, "prediction", prediction_id)
-            record = loads(row["record"])
+            row = queries.prediction(conn, prediction_id)
+            data = self._record(row)
+            record = loads(data)
             deployment = queries.get(conn, "deployment", record["deployment"])
             version = queries.get(conn, "model_version", record["version"])
             trace: dict[str, Any] = {
@@ -42,7 +43,7 @@ class LineageUseCases(PredictionUseCases):
                     "input_hmac": record["input_hmac"],
                     "output": record["output"],
                     "batch_id": row["batch_id"],
-                    "record_sha256": hashlib.sha256(row["record"]).hexdigest(),
+                    "record_sha256": hashlib.sha256(data).hexdigest(),
                 },
                 "deployment": _public(deployment),
                 "model_version": _public(version),
@@ -208,7 +209,7 @@ class LineageUseCases(PredictionUseCases):
     def _replay_predictions(self, conn: Any, event: Event) -> None:
         assert event.artifact_sha256 is not None
         blobs = self.store.read_bytes(event.artifact_sha256).split(b"\n")
-        self._store_records(conn, event.subject.id, blobs)
+        self._store_records(conn, event, blobs)
 
     def _replay_extra(self, conn: Any, event: Event) -> None:
         """Hook for projections kept outside `project_events` (payloads)."""

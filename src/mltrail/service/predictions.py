@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -42,7 +42,7 @@ from mltrail.storage.database import DRIVER_INTEGRITY_ERRORS
 __all__ = ["PredictionUseCases"]
 
 _sha256 = hashlib.sha256
-_COLUMNS = ("prediction_id", "batch_id", "position", "record")
+_COLUMNS = ("prediction_id", "batch_seq", "position", "record_offset", "record_size")
 _SET_DIGESTS = "UPDATE catalog_prediction_batches SET digests = ? WHERE batch_id = ?"
 
 
@@ -81,7 +81,7 @@ class PredictionUseCases(CatalogUseCases):
         def project(conn: Any, events: Sequence[Event]) -> None:
             project_events(conn, events)
             for batch, event in zip(prepared, events, strict=True):
-                _insert_batch(conn, batch.batch_id, batch.rows, batch.digests)
+                _insert_batch(conn, event, batch.pids, batch.sizes, batch.digests)
                 self._keep_inputs(conn, batch.inputs, event)
 
         try:  # every batch in one transaction: all of them are logged, or none
@@ -115,7 +115,7 @@ class PredictionUseCases(CatalogUseCases):
 
     def _prepare_batch(self, group: RecordColumns, keep_inputs: bool) -> _Prepared:
         blobs, digests, root = seal_records(group)
-        stored = self.store.put_bytes(b"\n".join(blobs))
+        stored = self.store.put_bytes(b"\n".join(blobs))  # what the rows point into
         batch_id = uuid7()
         meta = {
             "deployment": group.deployment,
@@ -135,23 +135,26 @@ class PredictionUseCases(CatalogUseCases):
             metadata=meta,
             artifact_sha256=stored.digest,
         )
-        rows = list(zip(group.pids, repeat(batch_id), range(len(blobs)), blobs, strict=False))
-        # By prediction id (unique: the key alone orders, at half the cost of comparing
-        # tuples): the key index then fills page by page, not at random.
-        rows.sort(key=itemgetter(0))
         inputs = (
             [(pid, *given) for pid, given in zip(group.pids, group.inputs, strict=True) if given]
             if keep_inputs and any(group.inputs)
             else []
         )
-        return _Prepared(draft, batch_id, rows, digests, inputs)
+        return _Prepared(draft, group.pids, list(map(len, blobs)), digests, inputs)
 
-    def _store_records(self, conn: Any, batch_id: str, blobs: Sequence[bytes]) -> None:
+    def _store_records(self, conn: Any, event: Event, blobs: Sequence[bytes]) -> None:
         """Project a batch's records from its stored file (rebuild): the rows and digests
         that ingest wrote."""
-        rows = [(loads(b)["prediction_id"], batch_id, i, b) for i, b in enumerate(blobs)]
+        pids = [loads(b)["prediction_id"] for b in blobs]
         digests = b"".join(_sha256(b).digest() for b in blobs)
-        _insert_batch(conn, batch_id, rows, digests)
+        _insert_batch(conn, event, pids, list(map(len, blobs)), digests)
+
+    def _record(self, row: Mapping[str, Any]) -> bytes:
+        """A prediction's canonical record, read from its batch's records artifact
+        (unchecked: a proof checks it against the batch's tree)."""
+        return self.store.read_range(
+            str(row["records_sha256"]), int(row["record_offset"]), int(row["record_size"])
+        )
 
     def _logged(self, ids: Sequence[str]) -> list[str]:
         with self.db.read() as conn:
@@ -183,11 +186,12 @@ class PredictionUseCases(CatalogUseCases):
             VerificationError: a stored record or batch does not match what was logged.
         """
         with self.db.read() as conn:
-            row = queries.get(conn, "prediction", prediction_id)
+            row = queries.prediction(conn, prediction_id)
             batch = queries.get(conn, "prediction_batch", row["batch_id"])
         position = row["position"]
         digests = split_digests(batch)
-        record_sha256 = _sha256(row["record"]).digest()
+        record = self._record(row)
+        record_sha256 = _sha256(record).digest()
         if record_sha256 != digests[position]:
             raise VerificationError(
                 f"stored record of prediction {prediction_id} does not match its digest"
@@ -202,7 +206,7 @@ class PredictionUseCases(CatalogUseCases):
             raise VerificationError(f"batch {batch['batch_id']} root differs from its ledger event")
         return {
             "prediction_id": prediction_id,
-            "record": loads(row["record"]),
+            "record": loads(record),
             "record_sha256": record_sha256.hex(),
             "batch": {
                 "batch_id": batch["batch_id"],
@@ -223,11 +227,11 @@ class PredictionUseCases(CatalogUseCases):
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """One batch ready to append: its event, its prediction rows, the raw inputs to keep."""
+    """One batch ready to append: its event, its predictions, the raw inputs to keep."""
 
     draft: Draft
-    batch_id: str
-    rows: list[tuple[str, str, int, bytes]]  # values of _COLUMNS
+    pids: list[str]  # in leaf order
+    sizes: list[int]  # of each canonical record, in leaf order
     digests: bytes  # the records' SHA-256 digests in leaf order, 32 bytes each
     inputs: list[tuple[str, bytes, str | None]]
 
@@ -235,14 +239,22 @@ class _Prepared:
 # -- storing ---------------------------------------------------------------------------
 
 
-def _insert_batch(conn: Any, batch_id: str, rows: Sequence[Sequence[Any]], digests: bytes) -> None:
-    """A batch's prediction rows, and its leaf digests beside the batch (proofs read them
-    in one row instead of one row per prediction)."""
+def _insert_batch(
+    conn: Any, event: Event, pids: list[str], sizes: list[int], digests: bytes
+) -> None:
+    """A batch's prediction rows, each pointing at its record in the batch's records
+    artifact (joined by newlines: record i starts after i newlines), and the leaf digests
+    beside the batch (proofs read them in one row instead of one row per prediction)."""
+    offsets = accumulate([size + 1 for size in sizes], initial=0)
+    rows = list(zip(pids, repeat(event.seq), range(len(pids)), offsets, sizes, strict=False))
+    # By prediction id (unique: the key alone orders, at half the cost of comparing
+    # tuples): the key's B-tree then fills page by page, not at random.
+    rows.sort(key=itemgetter(0))
     try:
         raw.insert_rows(conn, t.predictions, _COLUMNS, rows)
     except (sa.exc.IntegrityError, *DRIVER_INTEGRITY_ERRORS) as exc:
         raise _DuplicatePredictionError("a prediction id in this batch is already logged") from exc
-    raw.execute(conn, _SET_DIGESTS, (digests, batch_id))
+    raw.execute(conn, _SET_DIGESTS, (digests, event.subject.id))
 
 
 class _DuplicatePredictionError(ConflictError):

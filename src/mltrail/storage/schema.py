@@ -10,6 +10,8 @@ log that `mltrail rebuild` re-derives.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -95,9 +97,11 @@ PROJECTION_TABLES: list[Table] = []
 
 
 def _projection(
-    name: str, *items: Column[object] | Index | PrimaryKeyConstraint | UniqueConstraint
+    name: str,
+    *items: Column[object] | Index | PrimaryKeyConstraint | UniqueConstraint,
+    **options: Any,
 ) -> Table:
-    table = Table(name, metadata, *items)
+    table = Table(name, metadata, *items, **options)
     PROJECTION_TABLES.append(table)
     return table
 
@@ -217,16 +221,25 @@ prediction_batches = _projection(
     # The records' SHA-256 digests in leaf order, 32 bytes each (the tree's leaf data), set
     # by the ingest that projects the records: a proof reads one row, not one per record.
     Column("digests", LargeBinary),
+    # The artifact holding the batch's canonical records, newline-separated in leaf order
+    # (the event's artifact_sha256): each prediction row points into it.
+    Column("records_sha256", Text, nullable=False),
 )
 Index("ix_batches_version", prediction_batches.c.version_id)
 Index("ix_batches_deployment", prediction_batches.c.deployment_id)
+Index("ix_batches_seq", prediction_batches.c.seq, unique=True)
 
+# The table that grows fastest, a row per prediction, holds only where the record is, not
+# the record (its batch's records artifact holds that): a narrow row keyed by the id alone
+# (no rowid on SQLite) is one B-tree insert of about 40 bytes per prediction.
 predictions = _projection(
     "catalog_predictions",
     Column("prediction_id", Text, primary_key=True),
-    Column("batch_id", Text, nullable=False),
+    Column("batch_seq", BigInteger, nullable=False),  # the batch's log_predictions event
     Column("position", Integer, nullable=False),  # leaf index inside the batch's tree
-    Column("record", LargeBinary, nullable=False),  # canonical record (no raw input)
+    Column("record_offset", BigInteger, nullable=False),  # its bytes in the records artifact
+    Column("record_size", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 event_refs = _projection(
