@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from strategies import json_values
 
 from mltrail.canonical import canonicalize, loads
-from mltrail.catalog.predictions import RecordColumns, seal_records, seal_records_python
+from mltrail.catalog.predictions import (
+    RecordColumns,
+    SealedBatch,
+    seal_records,
+    seal_records_python,
+)
 from mltrail.errors import InvalidInputError
 from mltrail.ledger import merkle
 
@@ -37,8 +42,9 @@ def _columns(dep: str, version: str, records: list[tuple[str, str, str, Any]]) -
     return RecordColumns(dep, version, pids, stamps, hmacs, outputs, [None] * len(records))
 
 
-def _defined(c: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
-    """The batch as the record format and RFC 6962 define it, one record at a time."""
+def _defined(c: RecordColumns) -> SealedBatch:
+    """The batch as the record format and RFC 6962 define it, one record at a time; its
+    file is the records joined by newlines."""
     blobs = [
         canonicalize(
             {
@@ -54,7 +60,7 @@ def _defined(c: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
     ]
     digests = [hashlib.sha256(blob).digest() for blob in blobs]
     root = merkle.root_hash([merkle.leaf_hash(digest) for digest in digests])
-    return blobs, b"".join(digests), root
+    return SealedBatch(b"\n".join(blobs), [len(b) for b in blobs], b"".join(digests), root)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,7 +1,7 @@
 /* The optional C twins of prediction ingest's per-record loops (mltrail.catalog.predictions).
 
    columns(items, canonical, clock) -> (pids, stamps, hmacs, outputs) | None
-   seal(head, tail, pids, stamps, hmacs, outputs) -> (records, digests, root) | None
+   seal(head, tail, pids, stamps, hmacs, outputs) -> (records, sizes, digests, root) | None
 
    Each takes the common, all-valid case and returns None at the first thing it does not
    accept; the pure-Python path then does the work and raises its usual errors (which
@@ -16,8 +16,8 @@
    taken once) or already in the registry's form (2024-06-01T09:30:00.000000Z, a real
    date); and no prediction id twice. Outputs come back as canonical JSON bytes.
 
-   seal: each record's canonical bytes exactly as `record_texts` + `encode_records` build
-   them,
+   seal: the batch file, each record's canonical bytes exactly as `record_texts` +
+   `encode_records` build them, joined by newlines, with each record's size:
        head + q(hmac) + ',"output":' + output + ',"prediction_id":' + q(pid)
             + ',"timestamp":' + q(stamp) + tail
    where q() is the RFC 8785 string form (json's C escaper with ensure_ascii=False: ", \,
@@ -69,32 +69,46 @@ static const char K_PID[] = ",\"prediction_id\":";
 static const char K_STAMP[] = ",\"timestamp\":";
 #define LIT(k) (sizeof(k) - 1)
 
-/* One record's bytes, or NULL (no exception: fall back; exception: fail). */
-static PyObject *
-record(const char *head, Py_ssize_t nhead, const char *tail, Py_ssize_t ntail, PyObject *pid,
-       PyObject *stamp, PyObject *hmac, PyObject *output)
-{
+/* One record's fields as UTF-8. */
+typedef struct {
+    const unsigned char *p, *s, *h, *out;
     Py_ssize_t np, ns, nh, no;
-    const unsigned char *p = utf8_of(pid, &np, 0), *s = utf8_of(stamp, &ns, 0),
-                        *h = utf8_of(hmac, &nh, 0), *out = utf8_of(output, &no, 1);
-    if (p == NULL || s == NULL || h == NULL || out == NULL)
-        return NULL;
-    Py_ssize_t size = nhead + quoted_size(h, nh) + LIT(K_OUTPUT) + no + LIT(K_PID) +
-                      quoted_size(p, np) + LIT(K_STAMP) + quoted_size(s, ns) + ntail;
-    PyObject *blob = PyBytes_FromStringAndSize(NULL, size);
-    if (blob == NULL)
-        return NULL;
-    char *o = PyBytes_AS_STRING(blob);
+} Fields;
+
+/* Its fields, or 0 (no exception set) when one must go the Python way. */
+static int
+fields_of(Fields *f, PyObject *pid, PyObject *stamp, PyObject *hmac, PyObject *output)
+{
+    f->p = utf8_of(pid, &f->np, 0);
+    f->s = utf8_of(stamp, &f->ns, 0);
+    f->h = utf8_of(hmac, &f->nh, 0);
+    f->out = utf8_of(output, &f->no, 1);
+    return f->p != NULL && f->s != NULL && f->h != NULL && f->out != NULL;
+}
+
+/* The size of the record's bytes without head and tail. */
+static Py_ssize_t
+body_size(const Fields *f)
+{
+    return quoted_size(f->h, f->nh) + LIT(K_OUTPUT) + f->no + LIT(K_PID) +
+           quoted_size(f->p, f->np) + LIT(K_STAMP) + quoted_size(f->s, f->ns);
+}
+
+/* Write the record at o; returns the end. */
+static char *
+put_record(char *o, const char *head, Py_ssize_t nhead, const char *tail, Py_ssize_t ntail,
+           const Fields *f)
+{
     memcpy(o, head, nhead), o += nhead;
-    o = put_quoted(o, h, nh);
+    o = put_quoted(o, f->h, f->nh);
     memcpy(o, K_OUTPUT, LIT(K_OUTPUT)), o += LIT(K_OUTPUT);
-    memcpy(o, out, no), o += no;
+    memcpy(o, f->out, f->no), o += f->no;
     memcpy(o, K_PID, LIT(K_PID)), o += LIT(K_PID);
-    o = put_quoted(o, p, np);
+    o = put_quoted(o, f->p, f->np);
     memcpy(o, K_STAMP, LIT(K_STAMP)), o += LIT(K_STAMP);
-    o = put_quoted(o, s, ns);
+    o = put_quoted(o, f->s, f->ns);
     memcpy(o, tail, ntail);
-    return blob;
+    return o + ntail;
 }
 
 /* RFC 6962 root over n >= 1 leaf hashes, in place. Pairing neighbours level by level and
@@ -115,49 +129,83 @@ root_of(unsigned char *level, Py_ssize_t n, unsigned char out[HASH])
     memcpy(out, level, HASH);
 }
 
+/* The records' sizes into `sizes`, or 0 (no exception set) at the first record that must
+   go the Python way. */
+static int
+measure(PyObject *lists[4], Py_ssize_t n, Py_ssize_t fixed, Py_ssize_t *sizes)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Fields f;
+        if (!fields_of(&f, PyList_GET_ITEM(lists[0], i), PyList_GET_ITEM(lists[1], i),
+                       PyList_GET_ITEM(lists[2], i), PyList_GET_ITEM(lists[3], i)))
+            return 0;
+        sizes[i] = fixed + body_size(&f);
+    }
+    return 1;
+}
+
 static PyObject *
 seal(PyObject *Py_UNUSED(module), PyObject *args)
 {
     const char *head, *tail;
     Py_ssize_t nhead, ntail;
-    PyObject *pids, *stamps, *hmacs, *outputs;
+    PyObject *lists[4]; /* pids, stamps, hmacs, outputs */
     if (!PyArg_ParseTuple(args, "y#y#O!O!O!O!", &head, &nhead, &tail, &ntail, &PyList_Type,
-                          &pids, &PyList_Type, &stamps, &PyList_Type, &hmacs, &PyList_Type,
-                          &outputs))
+                          &lists[0], &PyList_Type, &lists[1], &PyList_Type, &lists[2],
+                          &PyList_Type, &lists[3]))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(pids);
-    if (n == 0 || PyList_GET_SIZE(stamps) != n || PyList_GET_SIZE(hmacs) != n ||
-        PyList_GET_SIZE(outputs) != n)
-        Py_RETURN_NONE; /* the Python path reports it */
-    PyObject *records = PyList_New(n);
-    PyObject *digests = PyBytes_FromStringAndSize(NULL, n * HASH);
+    Py_ssize_t n = PyList_GET_SIZE(lists[0]);
+    for (int c = 1; c < 4; c++)
+        if (PyList_GET_SIZE(lists[c]) != n)
+            Py_RETURN_NONE; /* the Python path reports it */
+    if (n == 0)
+        Py_RETURN_NONE;
+    Py_ssize_t *sizes = PyMem_Malloc(n * sizeof *sizes);
     unsigned char *leaves = PyMem_Malloc(n * HASH);
-    PyObject *result = NULL;
-    if (records == NULL || digests == NULL || leaves == NULL) {
+    PyObject *records = NULL, *lengths = NULL, *digests = NULL, *result = NULL;
+    if (sizes == NULL || leaves == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    if (!measure(lists, n, nhead + ntail, sizes)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_ssize_t total = n - 1; /* the newlines between records */
+    for (Py_ssize_t i = 0; i < n; i++)
+        total += sizes[i];
+    records = PyBytes_FromStringAndSize(NULL, total);
+    lengths = PyList_New(n);
+    digests = PyBytes_FromStringAndSize(NULL, n * HASH);
+    if (records == NULL || lengths == NULL || digests == NULL)
+        goto done;
     static const unsigned char leaf = 0x00;
+    char *o = PyBytes_AS_STRING(records);
     unsigned char *digest = (unsigned char *)PyBytes_AS_STRING(digests);
     for (Py_ssize_t i = 0; i < n; i++, digest += HASH) {
-        PyObject *blob = record(head, nhead, tail, ntail, PyList_GET_ITEM(pids, i),
-                                PyList_GET_ITEM(stamps, i), PyList_GET_ITEM(hmacs, i),
-                                PyList_GET_ITEM(outputs, i));
-        if (blob == NULL) {
-            if (!PyErr_Occurred())
-                result = Py_NewRef(Py_None);
-            goto done;
-        }
-        PyList_SET_ITEM(records, i, blob);
-        sha256(PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob), NULL, 0, NULL, 0, digest);
+        Fields f;
+        fields_of(&f, PyList_GET_ITEM(lists[0], i), PyList_GET_ITEM(lists[1], i),
+                  PyList_GET_ITEM(lists[2], i), PyList_GET_ITEM(lists[3], i));
+        char *start = o;
+        o = put_record(o, head, nhead, tail, ntail, &f);
+        sha256(start, sizes[i], NULL, 0, NULL, 0, digest);
         sha256(&leaf, 1, digest, HASH, NULL, 0, leaves + i * HASH);
+        PyObject *size = PyLong_FromSsize_t(sizes[i]);
+        if (size == NULL)
+            goto done;
+        PyList_SET_ITEM(lengths, i, size);
+        if (i + 1 < n)
+            *o++ = '\n';
     }
     unsigned char root[HASH];
     root_of(leaves, n, root);
-    result = Py_BuildValue("(OOy#)", records, digests, (const char *)root, (Py_ssize_t)HASH);
+    result = Py_BuildValue("(OOOy#)", records, lengths, digests, (const char *)root,
+                           (Py_ssize_t)HASH);
 done:
     Py_XDECREF(records);
+    Py_XDECREF(lengths);
     Py_XDECREF(digests);
+    PyMem_Free(sizes);
     PyMem_Free(leaves);
     return result;
 }
@@ -327,7 +375,7 @@ static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
      "columns(items, canonical, clock) -> (pids, stamps, hmacs, outputs) | None"},
     {"seal", seal, METH_VARARGS,
-     "seal(head, tail, pids, stamps, hmacs, outputs) -> (records, digests, root) | None"},
+     "seal(head, tail, pids, stamps, hmacs, outputs) -> (records, sizes, digests, root) | None"},
     {NULL, NULL, 0, NULL},
 };
 

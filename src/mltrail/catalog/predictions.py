@@ -59,7 +59,7 @@ except ImportError:  # built without a compiler or OpenSSL's headers: Python alo
         stamps: list[str],
         hmacs: list[str],
         outputs: list[bytes],
-    ) -> tuple[list[bytes], bytes, bytes] | None:
+    ) -> tuple[bytes, list[int], bytes, bytes] | None:
         return None
 
 
@@ -67,6 +67,7 @@ __all__ = [
     "MAX_BATCH",
     "PredictionRecord",
     "RecordColumns",
+    "SealedBatch",
     "batch_tree",
     "deployments_named",
     "encode_records",
@@ -177,10 +178,20 @@ def record_texts(
     ]
 
 
-def seal_records(columns: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
-    """One batch's canonical records, their SHA-256 digests joined (32 bytes each, in leaf
-    order) and the batch's RFC 6962 root: `record_texts`, `encode_records` and `batch_tree`
-    in one pass.
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    """A batch's records as stored and proven."""
+
+    records: bytes  # the batch file: the canonical records in leaf order, joined by b"\n"
+    sizes: list[int]  # of each record
+    digests: bytes  # each record's SHA-256 (the tree's leaf data), joined, 32 bytes each
+    root: bytes  # the batch's RFC 6962 root
+
+
+def seal_records(columns: RecordColumns) -> SealedBatch:
+    """One batch's canonical records joined into its file, their sizes and SHA-256 digests,
+    and the batch's RFC 6962 root: `record_texts`, `encode_records` and `batch_tree` in
+    one pass.
 
     The C twin (`_records.c`) does that pass at about a microsecond a record; it hands
     back None for what it does not take (a lone surrogate, a str subclass), and then the
@@ -200,11 +211,11 @@ def seal_records(columns: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
             head, tail, columns.pids, columns.stamps, columns.hmacs, columns.outputs
         )
         if sealed is not None:
-            return sealed
+            return SealedBatch(*sealed)
     return seal_records_python(columns)
 
 
-def seal_records_python(columns: RecordColumns) -> tuple[list[bytes], bytes, bytes]:
+def seal_records_python(columns: RecordColumns) -> SealedBatch:
     """`seal_records` without the C twin (what runs when it is not built)."""
     texts = record_texts(
         columns.deployment,
@@ -216,7 +227,7 @@ def seal_records_python(columns: RecordColumns) -> tuple[list[bytes], bytes, byt
     )
     blobs = encode_records(texts, columns.pids)
     digests, root = batch_tree(blobs)
-    return blobs, b"".join(digests), root
+    return SealedBatch(b"\n".join(blobs), list(map(len, blobs)), b"".join(digests), root)
 
 
 def batch_tree(blobs: list[bytes]) -> tuple[list[bytes], bytes]:

@@ -114,14 +114,14 @@ class PredictionUseCases(CatalogUseCases):
         return served
 
     def _prepare_batch(self, group: RecordColumns, keep_inputs: bool) -> _Prepared:
-        blobs, digests, root = seal_records(group)
-        stored = self.store.put_bytes(b"\n".join(blobs))  # what the rows point into
+        sealed = seal_records(group)
+        stored = self.store.put_bytes(sealed.records)  # what the rows point into
         batch_id = uuid7()
         meta = {
             "deployment": group.deployment,
             "version": group.version,
-            "count": len(blobs),
-            "root": root.hex(),
+            "count": len(sealed.sizes),
+            "root": sealed.root.hex(),
             "first_at": min(group.stamps),
             "last_at": max(group.stamps),
         }
@@ -140,7 +140,7 @@ class PredictionUseCases(CatalogUseCases):
             if keep_inputs and any(group.inputs)
             else []
         )
-        return _Prepared(draft, group.pids, list(map(len, blobs)), digests, inputs)
+        return _Prepared(draft, group.pids, sealed.sizes, sealed.digests, inputs)
 
     def _store_records(self, conn: Any, event: Event, blobs: Sequence[bytes]) -> None:
         """Project a batch's records from its stored file (rebuild): the rows and digests
