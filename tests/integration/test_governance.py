@@ -29,7 +29,7 @@ from mltrail.errors import AccessDeniedError, PolicyError, VerificationError
 from mltrail.events import Actor, Event, sha256_hex
 from mltrail.ledger.log import EventFilter
 from mltrail.policy import Policy
-from mltrail.service import Registry
+from mltrail.service import MAX_VERSIONS_PER_CALL, Registry, VersionSpec
 from mltrail.service.governance import VSA_PREDICATE
 
 MODEL = "churn"
@@ -590,6 +590,36 @@ def test_a_refused_version_stores_nothing_and_its_refusal_is_logged(gov: Gov) ->
     assert not gov.admin.store.exists(weights), "a refused caller's files are not stored"
     appended = [e for e in gov.events() if e.seq > before]
     assert [(e.action, e.actor.id) for e in appended] == [("reject", "auditor.lee")] * 4
+
+
+def test_a_refused_batch_of_versions_stores_nothing_and_its_refusal_is_logged(gov: Gov) -> None:
+    """add_versions refuses as add_version does: once per call, before anything else
+    happens, whatever the batch holds (directories, stored manifests, missing ones, none,
+    too many)."""
+    gov.admin.add_principal("auditor.lee", display_name="Lee (auditor)", roles=["viewer"])
+    viewer = gov.as_("auditor.lee")
+    folder = gov.work / "refused-batch"
+    folder.mkdir()
+    (folder / "weights.json").write_text('{"refused": "batch"}')
+    stored = VersionSpec(manifest=gov.admin.get_version(VERSION)["manifest_sha256"], run=RUN)
+    before = gov.last_seq()
+
+    for batch in (
+        [stored, VersionSpec(path=folder, run=RUN)],
+        [stored],
+        [stored, VersionSpec(manifest="0" * 64, run=RUN)],
+        [],
+        [stored] * (MAX_VERSIONS_PER_CALL + 1),
+    ):
+        with pytest.raises(AccessDeniedError, match="needs role admin or contributor"):
+            viewer.add_versions(MODEL, batch)
+
+    weights = hashlib.sha256(b'{"refused": "batch"}').hexdigest()
+    assert not gov.admin.store.exists(weights), "a refused caller's files are not stored"
+    appended = [e for e in gov.events() if e.seq > before]
+    assert [(e.action, e.actor.id, e.metadata["scope"]) for e in appended] == [
+        ("reject", "auditor.lee", MODEL)
+    ] * 5
 
 
 def test_contributor_on_one_model_cannot_register_another(gov: Gov) -> None:

@@ -3,7 +3,10 @@ predictions."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +17,8 @@ from mltrail.capture.environment import capture_environment
 from mltrail.cli.main import app, state
 from mltrail.cli.options import JsonOpt, key_values
 from mltrail.cli.render import emit_json, show_appended, table
+from mltrail.errors import FormatError
+from mltrail.service import VersionSpec
 
 dataset = typer.Typer(help="Dataset versions and their content identity.", no_args_is_help=True)
 code = typer.Typer(help="Code versions (git commits).", no_args_is_help=True)
@@ -170,6 +175,95 @@ def model_add_version(
     with state(ctx).open() as reg:
         done = reg.add_version(name, path, manifest=manifest, run=run_id, entrypoint=entrypoint)
     show_appended(done, as_json, "version registered")
+
+
+@model.command("add-versions")
+def model_add_versions(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON Lines, or one JSON list, of objects with path or manifest, and "
+            "optionally run and entrypoint; relative paths are read from FILE's directory.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Register many versions in one commit with one signed checkpoint, all or nothing:
+    each item as `model add-version` takes it, numbered in the order given.
+
+    Example: mltrail model add-versions churn versions.jsonl
+    """
+    specs = _version_specs(file)
+    with state(ctx).open() as reg:
+        done = reg.add_versions(name, specs)
+    rows = [
+        {
+            "version": d.event.subject.id,
+            "event": d.event.seq,
+            "manifest_sha256": d.event.subject.digest,
+            "event_sha256": d.event.event_sha256,
+        }
+        for d in done
+    ]
+    if as_json:
+        emit_json(rows)
+    else:
+        table(
+            "versions registered",
+            ("version", "event", "manifest sha256"),
+            ((r["version"], r["event"], r["manifest_sha256"]) for r in rows),
+        )
+
+
+def _version_specs(file: Path) -> list[VersionSpec]:
+    """The versions ``file`` lists, as JSON Lines or as one JSON list; a relative path is
+    taken from the file's directory.
+
+    Raises:
+        FormatError: the file is not UTF-8 JSON, or an item is not a version; the message
+            names the file and the line or item.
+    """
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{file} is not UTF-8 text: {exc}", hint=_SPECS_HINT) from exc
+    if text.lstrip().startswith("["):
+        with _in(file):
+            listed = loads(text)
+        items = [(f"item {i}", item) for i, item in enumerate(listed, 1)]
+    else:
+        items = []
+        for number, line in enumerate(text.split("\n"), 1):
+            if line.strip():
+                with _in(file, f"line {number}"):
+                    items.append((f"line {number}", loads(line)))
+    if not items:
+        raise FormatError(f"{file} lists no versions", hint=_SPECS_HINT)
+    specs = []
+    for where, item in items:
+        with _in(file, where):
+            specs.append(VersionSpec.from_dict(item))
+    return [replace(s, path=file.parent / s.path) if s.path is not None else s for s in specs]
+
+
+_SPECS_HINT = (
+    'list one version per line, e.g. {"manifest": "<sha256>", "run": "R678"} or '
+    '{"path": "model-v2", "entrypoint": "score.py:predict"}'
+)
+
+
+@contextlib.contextmanager
+def _in(file: Path, where: str | None = None) -> Iterator[None]:
+    """A FormatError raised inside names ``file`` and the line or item (``where``)."""
+    try:
+        yield
+    except FormatError as exc:
+        place = f"{file}, {where}" if where else str(file)
+        raise FormatError(f"{place}: {exc.message}", hint=_SPECS_HINT) from exc
 
 
 @model.command("show")

@@ -12,9 +12,10 @@ True
 from __future__ import annotations
 
 from mltrail.service.base import Appended, Origin
+from mltrail.service.catalog import MAX_VERSIONS_PER_CALL, VersionSpec
 from mltrail.service.reproduction import OperationsUseCases
 
-__all__ = ["Appended", "Origin", "Registry"]
+__all__ = ["MAX_VERSIONS_PER_CALL", "Appended", "Origin", "Registry", "VersionSpec"]
 
 
 class Registry(OperationsUseCases):
