@@ -105,14 +105,15 @@ def bench_versions(reg: Registry, tmp: Path, count: int) -> tuple[float, float, 
     stored_rate = count / (time.perf_counter() - t0)
     bulk = setup_registry(tmp / "bulk-registry")
     specs = []
-    for i in range(count):
+    bulk_count = max(count, 10 * BULK)  # ten calls at least: one is too few to time
+    for i in range(bulk_count):
         found = Manifest.from_directory(model_dir(tmp / "stored", i), bulk.store)
         digest = bulk.store.put_bytes(canonicalize(found.to_dict())).digest
         specs.append(VersionSpec(manifest=digest, run="R-bench", entrypoint="score.py:predict"))
     t0 = time.perf_counter()
-    for start in range(0, count, BULK):
+    for start in range(0, bulk_count, BULK):
         bulk.add_versions("bench", specs[start : start + BULK])
-    bulk_rate = count / (time.perf_counter() - t0)
+    bulk_rate = bulk_count / (time.perf_counter() - t0)
     bulk.close()
     dirs = [model_dir(tmp / "models", count + i) for i in range(count)]
     t0 = time.perf_counter()
