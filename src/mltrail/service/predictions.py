@@ -245,7 +245,7 @@ def _insert_batch(
     """A batch's prediction rows, each pointing at its record in the batch's records
     artifact (joined by newlines: record i starts after i newlines), and the leaf digests
     beside the batch (proofs read them in one row instead of one row per prediction)."""
-    offsets = accumulate([size + 1 for size in sizes], initial=0)
+    offsets = accumulate([size + 1 for size in sizes[:-1]], initial=0)  # one per record
     rows = list(zip(pids, repeat(event.seq), range(len(pids)), offsets, sizes, strict=False))
     # By prediction id (unique: the key alone orders, at half the cost of comparing
     # tuples): the key's B-tree then fills page by page, not at random.
