@@ -29,7 +29,8 @@ class LineageUseCases(PredictionUseCases):
 
     def trace_prediction(self, prediction_id: str) -> dict[str, Any]:
         """P → deployment → model version → run → datasets, commit, environment, parameters,
-        with every digest on the way (seed Example 1), in a fixed number of queries."""
+        with every digest on the way (seed Example 1), in a fixed number of queries and one
+        ranged read of the prediction's batch file (where its record is)."""
         with self.db.read() as conn:
             row = queries.prediction(conn, prediction_id)
             data = self._record(row)
