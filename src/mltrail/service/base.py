@@ -293,16 +293,24 @@ class RegistryCore:
             self._refuse(permission, scope, decision)
 
     @contextlib.contextmanager
-    def _command(self, permission: str, scope: str = "*") -> Iterator[Connection]:
+    def _command(
+        self, permission: str, scope: str | Callable[[Connection], str] = "*"
+    ) -> Iterator[Connection]:
         """One use case in one write transaction, entered only if the actor may use
         ``permission`` on ``scope``: the check, the reads the command depends on and its
         append see one state, take one lock and pay for one commit.
+
+        A ``scope`` that is itself read from the database (the model a deployment serves)
+        is given as a function of the connection, so it is read in the same transaction
+        as the decision it scopes.
 
         Raises:
             AccessDeniedError: the actor may not; the refusal is logged (after this
                 transaction closes, in one of its own) before this raises, as with `_require`.
         """
         with self._transaction() as conn:
+            if callable(scope):
+                scope = scope(conn)
             decision = self._decide(conn, permission, scope)
             if decision:
                 yield conn

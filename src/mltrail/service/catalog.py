@@ -9,10 +9,12 @@ same transaction (`mltrail.catalog.projector`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from mltrail.artifacts.digest import ArtifactInfo
 from mltrail.artifacts.manifest import Manifest
@@ -480,15 +482,15 @@ class CatalogUseCases(RegistryCore):
 
     def set_alias(self, version: str, alias: str) -> Appended:
         """Point ``alias`` of the version's model at this version (history in the log)."""
-        self._require("promote", parse_version(version)[0])
-        check_name(alias, "alias")
-        row = self.get_version(version)
-        draft = self._draft(
-            Action.SET_ALIAS,
-            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
-            metadata={"model": row["model"], "alias": alias},
-        )
-        return self._append([draft])[0]
+        with self._command("promote", parse_version(version)[0]):
+            check_name(alias, "alias")
+            row = self.get_version(version)
+            draft = self._draft(
+                Action.SET_ALIAS,
+                Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+                metadata={"model": row["model"], "alias": alias},
+            )
+            return self._append([draft])[0]
 
     # -- deployments --------------------------------------------------------------------------
 
@@ -500,13 +502,41 @@ class CatalogUseCases(RegistryCore):
         target: str,
         config: Mapping[str, Any] | None = None,
     ) -> Appended:
-        """Point deployment ``deployment_id`` at ``version`` (creating or updating it)."""
-        self._require("deploy", self._model_of(version))
-        check_id(deployment_id, "deployment id")
-        row = self._deployable(version)
-        config_digest = self.store.put_bytes(canonicalize(dict(config))).digest if config else None
-        with self.db.read() as conn:
+        """Point deployment ``deployment_id`` at ``version`` (creating or updating it).
+
+        The version is checked deployable, and the version it replaces read, in the
+        transaction that appends the event: a version flagged, or a deployment changed, by
+        another writer meanwhile is seen.
+        """
+        model = self._model_of(version)
+        config_digest = self._stored_config(deployment_id, model, config)
+        with self._command("deploy", model) as conn:
+            check_id(deployment_id, "deployment id")
+            row = self._deployable(version)
             current = queries.find(conn, "deployment", deployment_id)
+            return self._append(
+                [self._deployment(deployment_id, row, target, config_digest, current)]
+            )[0]
+
+    def _stored_config(
+        self, deployment_id: str, model: str, config: Mapping[str, Any] | None
+    ) -> str | None:
+        """Store a deployment's configuration, once the actor may deploy ``model``: before
+        the command's transaction, so the write lock is not held for artifact I/O."""
+        if not config:
+            return None
+        self._require("deploy", model)
+        check_id(deployment_id, "deployment id")
+        return self.store.put_bytes(canonicalize(dict(config))).digest
+
+    def _deployment(
+        self,
+        deployment_id: str,
+        row: Mapping[str, Any],
+        target: str,
+        config_digest: str | None,
+        current: Mapping[str, Any] | None,
+    ) -> Draft:
         meta = {
             "version": row["version_id"],
             "model": row["model"],
@@ -514,7 +544,7 @@ class CatalogUseCases(RegistryCore):
             "config_sha256": config_digest,
             "previous_version": current["version_id"] if current else None,
         }
-        draft = self._draft(
+        return self._draft(
             Action.DEPLOY,
             Ref(SubjectType.DEPLOYMENT, deployment_id),
             related=[
@@ -528,16 +558,12 @@ class CatalogUseCases(RegistryCore):
             metadata=meta,
             artifact_sha256=row["manifest_sha256"],
         )
-        return self._append([draft])[0]
 
     def _model_of(self, version: str) -> str:
         return version.partition("@")[0] if "@" in version else parse_version(version)[0]
 
-    def _deployment_model(self, deployment_id: str) -> str:
-        with self.db.read() as conn:
-            return str(queries.get(conn, "deployment", deployment_id)["model"])
-
     def _deployable(self, version: str) -> dict[str, Any]:
+        # Inside a command, these reads join its transaction (`Database.read`).
         row = self.get_version(self.resolve_version(version))
         if "integrity_failed" in row["flags"]:
             raise ConflictError(
@@ -553,16 +579,24 @@ class CatalogUseCases(RegistryCore):
         Raises:
             NotFoundError: the deployment never served another version and ``to`` is not given.
         """
-        self._require("deploy", self._deployment_model(deployment_id))
-        if not reason:
-            raise InvalidInputError("a rollback needs a reason (--reason)")
-        with self.db.read() as conn:
+        with self._command("deploy", _served_model(deployment_id)) as conn:
+            if not reason:
+                raise InvalidInputError("a rollback needs a reason (--reason)")
             current = queries.get(conn, "deployment", deployment_id)
-        target = (
-            self._deployable(to)
-            if to
-            else self._previous_version(deployment_id, current["version_id"])
-        )
+            target = (
+                self._deployable(to)
+                if to
+                else self._previous_version(deployment_id, current["version_id"])
+            )
+            return self._append([self._rollback(deployment_id, current, target, reason)])[0]
+
+    def _rollback(
+        self,
+        deployment_id: str,
+        current: Mapping[str, Any],
+        target: Mapping[str, Any],
+        reason: str,
+    ) -> Draft:
         meta = {
             "from_version": current["version_id"],
             "to_version": target["version_id"],
@@ -578,14 +612,13 @@ class CatalogUseCases(RegistryCore):
             ),
             Ref(SubjectType.MODEL_VERSION, current["version_id"], role="replaced"),
         ]
-        draft = self._draft(
+        return self._draft(
             Action.ROLLBACK,
             Ref(SubjectType.DEPLOYMENT, deployment_id),
             related=related,
             metadata=meta,
             artifact_sha256=target["manifest_sha256"],
         )
-        return self._append([draft])[0]
 
     def _previous_version(self, deployment_id: str, current: str) -> dict[str, Any]:
         from mltrail.ledger.log import EventFilter
@@ -605,15 +638,28 @@ class CatalogUseCases(RegistryCore):
 
     def retire_deployment(self, deployment_id: str, *, reason: str) -> Appended:
         """Take a deployment out of service."""
-        self._require("deploy", self._deployment_model(deployment_id))
-        with self.db.read() as conn:
+        with self._command("deploy", _served_model(deployment_id)) as conn:
             current = queries.get(conn, "deployment", deployment_id)
-        draft = self._draft(
-            Action.RETIRE,
-            Ref(SubjectType.DEPLOYMENT, deployment_id),
-            metadata={"reason": reason, "version": current["version_id"]},
-        )
-        return self._append([draft])[0]
+            draft = self._draft(
+                Action.RETIRE,
+                Ref(SubjectType.DEPLOYMENT, deployment_id),
+                metadata={"reason": reason, "version": current["version_id"]},
+            )
+            return self._append([draft])[0]
+
+
+def _served_model(deployment_id: str) -> Callable[[Connection], str]:
+    """The scope of a command on a deployment: the model it serves, read in the command's
+    transaction (`RegistryCore._command`).
+
+    Raises:
+        NotFoundError: there is no such deployment.
+    """
+
+    def read(conn: Connection) -> str:
+        return str(queries.get(conn, "deployment", deployment_id)["model"])
+
+    return read
 
 
 def _check_batch_size(count: int) -> None:
