@@ -324,9 +324,36 @@ class GovernanceUseCases(LineageUseCases):
         kind: str = "manual",
     ) -> Appended:
         """Record an approval of ``version`` for ``stage``, bound to its manifest digest, and
-        signed with the approver's own key when one is given."""
+        signed with the approver's own key when one is given.
+
+        The authority check and the append share one transaction. A signed approval is
+        signed, and its signature checked against the approver's keys, before it opens
+        (after a check of its own): the write lock is not held for cryptography.
+        """
         row = self.get_version(self.resolve_version(version))
-        self._require("approve", row["model"])
+        signed = None
+        if private_key is not None:
+            self._require("approve", row["model"])
+            signed = self._approval(row, stage, meaning, kind, comment, private_key)
+        with self._command("approve", row["model"]):
+            meta = signed or self._approval(row, stage, meaning, kind, comment, None)
+            draft = self._draft(
+                Action.APPROVE,
+                Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+                metadata=meta,
+            )
+            return self._append([draft])[0]
+
+    def _approval(
+        self,
+        row: Mapping[str, Any],
+        stage: str,
+        meaning: str,
+        kind: str,
+        comment: str | None,
+        private_key: Any,
+    ) -> dict[str, Any]:
+        """An approval's metadata, signed with ``private_key`` unless it is None."""
         if meaning not in MEANINGS or stage not in STAGES or kind not in ("manual", "automated"):
             raise InvalidInputError(f"approval needs --meaning in {MEANINGS}, --to in {STAGES}")
         principal = self._principal(self.actor.id)
@@ -340,12 +367,7 @@ class GovernanceUseCases(LineageUseCases):
         }
         if private_key is not None:
             meta["signature"] = self._signed_approval(row, meta, private_key)
-        draft = self._draft(
-            Action.APPROVE,
-            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
-            metadata=meta,
-        )
-        return self._append([draft])[0]
+        return meta
 
     def _signed_approval(
         self, row: Mapping[str, Any], meta: Mapping[str, Any], private_key: Any
@@ -374,16 +396,16 @@ class GovernanceUseCases(LineageUseCases):
     def reject_version(self, version: str, *, stage: str, reason: str) -> Appended:
         """Record a reviewer's refusal of a version for a stage."""
         row = self.get_version(self.resolve_version(version))
-        self._require("approve", row["model"])
-        if not reason:
-            raise InvalidInputError("a rejection needs a reason (--reason)")
-        draft = self._draft(
-            Action.REJECT,
-            Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
-            metadata={"stage": stage, "reasons": [reason], "kind": "review"},
-            outcome="failure",
-        )
-        return self._append([draft])[0]
+        with self._command("approve", row["model"]):
+            if not reason:
+                raise InvalidInputError("a rejection needs a reason (--reason)")
+            draft = self._draft(
+                Action.REJECT,
+                Ref(SubjectType.MODEL_VERSION, row["version_id"], digest=row["manifest_sha256"]),
+                metadata={"stage": stage, "reasons": [reason], "kind": "review"},
+                outcome="failure",
+            )
+            return self._append([draft])[0]
 
     # -- the gate --------------------------------------------------------------------------
 
