@@ -133,8 +133,8 @@ def check_range(offset: int, size: int) -> None:
 def short_error(digest: str, offset: int, size: int) -> IntegrityError:
     """The error for an artifact that ends before a range it should hold."""
     return IntegrityError(
-        f"artifact sha256:{digest} ends before bytes {offset}..{offset + size}, which a "
-        "prediction record there should fill",
+        f"artifact sha256:{digest} ends before bytes {offset}..{offset + size}, which the "
+        "registry recorded in it",
         hint="the artifact is truncated; restore it from a replica, then run `mltrail verify`",
     )
 

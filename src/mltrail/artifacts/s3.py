@@ -162,17 +162,17 @@ class S3ArtifactStore(ArtifactStore):
         ``GetObject``), unverified; see `ArtifactStore.read_range`."""
         key = self.key_of(digest)
         check_range(offset, size)
-        try:
-            with self._errors(f"cannot read artifact {digest}", f"artifact sha256:{digest}"):
+        with self._errors(f"cannot read artifact {digest}", f"artifact sha256:{digest}"):
+            try:
                 response = self._client.get_object(
                     Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}"
                 )
-                with response["Body"] as body:
-                    data: bytes = body.read()
-        except StorageError as exc:
-            if _is_unsatisfiable(exc.__cause__):
-                raise short_error(digest, offset, size) from exc
-            raise
+            except ClientError as exc:  # the object ends before the range starts
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    raise short_error(digest, offset, size) from exc
+                raise
+            with response["Body"] as body:
+                data: bytes = body.read()
         if len(data) != size:
             raise short_error(digest, offset, size)
         return data
@@ -318,13 +318,6 @@ def _check_metadata(metadata: Mapping[str, str], digest: str) -> None:
             hint="the object was replaced outside mltrail; restore it from a replica "
             "or re-upload the original file",
         )
-
-
-def _is_unsatisfiable(exc: BaseException | None) -> bool:
-    """Whether a ranged read failed because the object ends before the range starts."""
-    if not isinstance(exc, ClientError):
-        return False
-    return bool(exc.response.get("Error", {}).get("Code") == "InvalidRange")
 
 
 def _is_missing(exc: ClientError) -> bool:
