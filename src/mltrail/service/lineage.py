@@ -33,8 +33,9 @@ class LineageUseCases(PredictionUseCases):
         ranged read of the prediction's batch file (where its record is)."""
         with self.db.read() as conn:
             row = queries.prediction(conn, prediction_id)
-            data = self._record(row)
-            record = loads(data)
+        data = self._record(row)  # artifact I/O (on S3, a request) outside any transaction
+        record = loads(data)
+        with self.db.read() as conn:
             deployment = queries.get(conn, "deployment", record["deployment"])
             version = queries.get(conn, "model_version", record["version"])
             trace: dict[str, Any] = {
